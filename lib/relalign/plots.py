@@ -1,0 +1,111 @@
+"""The study's figures (seaborn), each returned as a matplotlib Figure and saved as PNG."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+__all__ = ["save", "accuracy_by_entropy", "reliability_heatmap", "entropy_histogram", "method_comparison"]
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def save(fig, run_dir: str | Path, name: str) -> Path:
+    """Write ``fig`` to ``<run_dir>/figures/<name>.png`` and return the path."""
+    path = Path(run_dir) / "figures" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return path
+
+
+def accuracy_by_entropy(by_entropy: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Weak-label accuracy per entropy value, with the number of rows on each bar
+    (the paper's Figures 3 and 5)."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    labels = [f"{e:.3f}" for e in by_entropy["entropy"]]
+    sns.barplot(x=labels, y=by_entropy["accuracy"], ax=ax, color=sns.color_palette()[0])
+    for i, (acc, n) in enumerate(zip(by_entropy["accuracy"], by_entropy["rows"])):
+        ax.annotate(f"n={n}", (i, acc), ha="center", va="bottom", fontsize=9, xytext=(0, 2), textcoords="offset points")
+    ax.set(xlabel="entropy H(x) of the K weak answers (nats)", ylabel="weak-label accuracy", ylim=(0, 1.08),
+           title=title or "Weak labels are more often right when the weak answers agree")
+    fig.tight_layout()
+    return fig
+
+
+def reliability_heatmap(matrix: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Mean reliability by weak answer and ground truth (the paper's Figures 4 and 6)."""
+    fig, ax = plt.subplots(figsize=(4.8, 4))
+    sns.heatmap(matrix, annot=True, fmt=".2f", cmap="viridis", vmin=0, vmax=1, ax=ax,
+                cbar_kws={"label": "mean reliability r(a|x)"})
+    ax.set(xlabel="ground truth", ylabel="weak answer", title=title or "Right answers (diagonal) score higher")
+    fig.tight_layout()
+    return fig
+
+
+def entropy_histogram(table: pd.DataFrame, tau: float) -> plt.Figure:
+    """How many questions have each entropy, by whether the canonical weak label is right, with
+    the filter's threshold."""
+    canonical = table[table["variation"] == 0].assign(
+        label=lambda t: np.where(t["correct"], "weak label right", "weak label wrong"),
+        H=lambda t: t["entropy"].round(3).map(lambda e: f"{e:.3f}"))
+    order = sorted(canonical["H"].unique(), key=float)
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    sns.countplot(data=canonical, x="H", hue="label", order=order, ax=ax,
+                  hue_order=["weak label right", "weak label wrong"], palette=["tab:green", "tab:red"])
+    kept = [i for i, h in enumerate(order) if float(h) <= tau + 1e-9]
+    if kept:
+        ax.axvline(max(kept) + 0.5, color="black", ls="--", lw=1)
+        ax.annotate(f" kept: H <= tau = {tau:.3f}", (max(kept) + 0.5, ax.get_ylim()[1] * 0.92), fontsize=9)
+    ax.set(xlabel="entropy H(x)", ylabel="questions of B", title="Uncertainty filtering keeps the left of the line")
+    fig.tight_layout()
+    return fig
+
+
+def method_comparison(results: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Test accuracy per method with the weak supervisor and the ceiling as lines, PGR on the bars."""
+    r = results.drop(index=["weak"], errors="ignore")
+    fig, ax = plt.subplots(figsize=(8, 4))
+    colors = ["tab:gray" if m in ("naive", "ceiling") else sns.color_palette()[0] for m in r.index]
+    sns.barplot(x=list(r.index), y=r["accuracy"], ax=ax, palette=colors, hue=list(r.index), legend=False)
+    if "weak" in results.index:
+        ax.axhline(results.loc["weak", "accuracy"], color="tab:red", ls="--", lw=1.2, label="weak supervisor")
+    if "ceiling" in r.index:
+        ax.axhline(r.loc["ceiling", "accuracy"], color="tab:green", ls=":", lw=1.2, label="ceiling")
+    for i, (acc, p) in enumerate(zip(r["accuracy"], r["pgr"])):
+        txt = f"{acc:.3f}" + ("" if p is None or (isinstance(p, float) and math.isnan(p)) else f"\nPGR {p:.2f}")
+        ax.annotate(txt, (i, acc), ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
+    lo = min(r["accuracy"].min(), results["accuracy"].min())
+    ax.set(ylim=(max(0, lo - 0.1), min(1.0, r["accuracy"].max() + 0.1)), ylabel="accuracy on C",
+           title=title or "Strong model trained on weak labels, by method")
+    ax.tick_params(axis="x", rotation=25)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def agreement_bars(profile: pd.DataFrame) -> plt.Figure:
+    """Questions by number of distinct weak answers, with the canonical label's accuracy on each bar."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    sns.barplot(x=[str(i) for i in profile.index], y=profile["questions"], ax=ax, color=sns.color_palette()[0])
+    for i, (n, acc) in enumerate(zip(profile["questions"], profile["canonical_label_accuracy"])):
+        ax.annotate(f"acc {acc:.2f}", (i, n), ha="center", va="bottom", fontsize=9, xytext=(0, 2), textcoords="offset points")
+    ax.set(xlabel="distinct weak answers over the K variations", ylabel="questions of B",
+           title="How often the weak supervisor changes its mind")
+    fig.tight_layout()
+    return fig
+
+
+def weight_distribution(table: pd.DataFrame) -> plt.Figure:
+    """Reliability weights of right and wrong weak labels."""
+    t = table.assign(label=np.where(table["correct"], "weak label right", "weak label wrong"))
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    sns.histplot(data=t, x="reliability", hue="label", bins=20, binrange=(0, 1), multiple="dodge", shrink=0.85,
+                 hue_order=["weak label right", "weak label wrong"], palette=["tab:green", "tab:red"], ax=ax)
+    ax.set(xlabel="row weight r(a_k|x)", ylabel="rows of B", title="Re-weighting gives right labels more weight")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,142 @@
+"""Run the numbered notebooks for one params file with papermill, into one results directory.
+
+A run directory holds the resolved ``params.yaml``, the executed notebooks, ``figures/``,
+``metrics.json`` and ``run_status.json``. While a run is going, and after one that failed, the
+directory carries an ``INCOMPLETE`` file saying so; an existing directory is never overwritten
+unless the caller asks for it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from .params import REPO_ROOT, load_params
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+NOTEBOOKS = (
+    "01_weak_supervisor",
+    "02_weak_labeling",
+    "03_reliability_analysis",
+    "04_uncertainty_filtering",
+    "05_reliability_reweighting",
+    "06_evaluation",
+)
+INCOMPLETE = "INCOMPLETE"
+STATUS = "run_status.json"
+
+
+class IPCKernelManager:
+    """Built on first use (importing jupyter_client is slow): a kernel manager on IPC sockets,
+    which keeps the kernels' "running over TCP without encryption" warnings out of the output."""
+
+    _cls = None
+
+    @classmethod
+    def get(cls):
+        if cls._cls is None:
+            from jupyter_client.manager import KernelManager
+
+            class _IPC(KernelManager):
+                def __init__(self, **kw):
+                    kw.setdefault("transport", "ipc")
+                    super().__init__(**kw)
+
+            cls._cls = _IPC
+        return cls._cls
+
+
+class RunExists(RuntimeError):
+    pass
+
+
+class RunFailed(RuntimeError):
+    pass
+
+
+def run_dir_for(params_file: str | Path, overrides: Sequence[str] = (), out: str | Path | None = None) -> Path:
+    from .study import default_run_dir
+
+    return Path(out) if out else default_run_dir(load_params(params_file, overrides))
+
+
+def _write_status(out: Path, **fields) -> None:
+    path = out / STATUS
+    status = json.loads(path.read_text()) if path.is_file() else {}
+    status.update(fields)
+    path.write_text(json.dumps(status, indent=2) + "\n")
+
+
+def run(
+    params_file: str | Path,
+    out: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    replace: bool = False,
+    kernel_name: str = "python3",
+    log_output: bool = False,
+) -> Path:
+    """Execute notebooks 01-06 for ``params_file``; returns the run directory.
+
+    Raises ParamsError (before anything is written), RunExists, or RunFailed (the directory is
+    left marked incomplete, with the failing notebook as far as it ran).
+    """
+    import papermill as pm
+
+    params = load_params(params_file, overrides)  # validates before anything is written
+    out = run_dir_for(params_file, overrides, out).resolve()
+    if out.exists() and any(out.iterdir()):
+        if not replace:
+            raise RunExists(f"{out} exists; pass --replace to overwrite it, or --out for another directory")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / INCOMPLETE).write_text("This run has not finished (or it failed): see run_status.json.\n")
+    (out / "params.yaml").write_text(
+        f"# resolved from {params_file}" + (f" with --set {' '.join(overrides)}" if overrides else "") + "\n"
+        + yaml.safe_dump(params.to_dict(), sort_keys=False)
+    )
+    started = time.time()
+    _write_status(out, status="running", params_file=str(params_file), overrides=list(overrides), started=started)
+    for name in NOTEBOOKS:
+        _write_status(out, notebook=name)
+        try:
+            pm.execute_notebook(
+                str(NOTEBOOK_DIR / f"{name}.ipynb"),
+                str(out / f"{name}.ipynb"),
+                parameters={"params_file": str(out / "params.yaml"), "run_dir": str(out)},
+                kernel_name=kernel_name,
+                cwd=str(NOTEBOOK_DIR),
+                progress_bar=False,
+                log_output=log_output,
+                kernel_manager_class=IPCKernelManager.get(),
+            )
+        except pm.PapermillExecutionError as e:
+            _write_status(out, status="failed", failed_notebook=name, error=f"{e.ename}: {e.evalue}",
+                          seconds=time.time() - started)
+            raise RunFailed(f"{name} failed: {e.ename}: {e.evalue} (see {out / (name + '.ipynb')})") from None
+        except BaseException as e:  # interrupted, kernel died, ...
+            _write_status(out, status="failed", failed_notebook=name, error=repr(e), seconds=time.time() - started)
+            raise
+    (out / INCOMPLETE).unlink()
+    _write_status(out, status="complete", notebook=None, seconds=time.time() - started)
+    return out
+
+
+def summary_table(run_dir: str | Path) -> str:
+    """The final comparison table of a finished run, as text."""
+    m = json.loads((Path(run_dir) / "metrics.json").read_text())
+    lines = [f"{m['dataset']}: weak {m['weak_model']} -> strong {m['strong_model']}  (n = {m['n']})",
+             f"{'method':<22}{'accuracy':>9}{'PGR':>8}{'n_train':>9}"]
+    for name, r in m["methods"].items():
+        pgr = r["pgr"]
+        pgr_txt = "   -" if pgr is None or pgr != pgr else f"{pgr:8.2f}"
+        lines.append(f"{name:<22}{r['accuracy']:>9.3f}{pgr_txt:>8}{r['n_train'] or '':>9}")
+    rel = m["reliability"]
+    lines.append(f"weak-label accuracy {m['weak_label_accuracy']:.3f}; AUROC entropy {rel['entropy_auroc']:.3f}, "
+                 f"reliability {rel['reliability_auroc']:.3f}; filter keeps {rel['kept_fraction']:.0%} "
+                 f"at accuracy {rel['kept_accuracy']:.3f}")
+    return "\n".join(lines)

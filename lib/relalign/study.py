@@ -1,0 +1,339 @@
+"""The study, step by step, for one params file: what the numbered notebooks call.
+
+A :class:`Study` holds the params, the run directory (where each step leaves its outputs for the
+next notebook) and the cache (model scores and weak answers, shared between runs). Every step
+is deterministic given the params and reuses what an earlier run or notebook computed.
+
+=====================  =====================================================  ==========
+step                   method                                                 notebook
+=====================  =====================================================  ==========
+splits A / B / C       :attr:`Study.splits`                                   01
+weak supervisor        :meth:`Study.weak_supervisor`                          01
+weak labels            :meth:`Study.weak_labels`                              02
+reliability            :meth:`Study.reliability_table`                        03
+strong model           :meth:`Study.train_strong`                             04-06
+metrics.json           :meth:`Study.metrics`                                  06
+=====================  =====================================================  ==========
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from functools import cached_property
+from importlib import metadata
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import reliability as rel
+from .cache import Cache, digest
+from .data import ADAPTERS, load_pools, make_splits
+from .evaluation import accuracy, error_auroc, pgr
+from .params import REPO_ROOT, Params, load_params
+from .prompts import Prompt, Question, render
+from .selection import SelectionSettings, build_training_set, entropy_threshold, kept_by_entropy
+
+PROMPT_FORMAT = 1  # bump when prompts.render changes, so cached scores are not reused
+
+
+def default_run_dir(params: Params) -> Path:
+    return REPO_ROOT / "results" / params.data.dataset / params.name
+
+
+class Study:
+    def __init__(self, params: Params, run_dir: str | Path):
+        self.params = params
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.cache = Cache(params.resolved_cache_dir())
+        self.adapter = ADAPTERS[params.data.dataset]
+        self._models: dict[str, tuple] = {}
+        self._scorers: dict[str, object] = {}
+
+    @classmethod
+    def open(cls, params_file: str | Path, run_dir: str | Path | None = None, overrides: Sequence[str] = ()) -> "Study":
+        """The study of ``params_file``. Without ``run_dir`` (a notebook opened by hand), outputs go to
+        ``<cache>/notebooks/<dataset>/<name>`` so that interactive runs never touch ``results/``."""
+        params = load_params(params_file, overrides)
+        if run_dir is None:
+            run_dir = params.resolved_cache_dir() / "notebooks" / params.data.dataset / params.name
+        return cls(params, run_dir)
+
+    # ------------------------------------------------------------------ data and prompts
+
+    @cached_property
+    def splits(self) -> dict[str, list[Question]]:
+        specs = self.params.split_specs()
+        pools = load_pools(self.params.data.dataset, self.params.data.source,
+                           sorted({s.pool for s in specs.values()}), self.params.data_path())
+        return make_splits(pools, specs, self.params.seed)
+
+    @cached_property
+    def questions(self) -> dict[str, Question]:
+        return {q.qid: q for qs in self.splits.values() for q in qs}
+
+    @property
+    def n_options(self) -> int:
+        return len(self.splits["A"][0].choices)
+
+    def canonical_prompts(self, split: str) -> list[Prompt]:
+        return [render(q) for q in self.splits[split]]
+
+    @cached_property
+    def variation_orders(self) -> dict[str, list[tuple[int, ...]]]:
+        k, seed = self.params.reliability.k, self.params.seed
+        return {q.qid: self.adapter.variations(q, k, seed) for q in self.splits["B"]}
+
+    def prompt(self, qid: str, variation: int) -> Prompt:
+        return render(self.questions[qid], self.variation_orders[qid][variation] if variation else None)
+
+    # ------------------------------------------------------------------ models and learners
+
+    def model_id(self, role: str) -> dict:
+        return self.params.model_spec(role).describe()
+
+    def model(self, role: str):
+        """(model, tokenizer) for ``weak`` or ``strong``, loaded on first use."""
+        if role not in self._models:
+            from .models import load_model
+
+            self.release_models()  # one model in memory at a time
+            s = self.params.scoring
+            self._models[role] = load_model(self.params.model_spec(role), self.params.resolved_cache_dir(),
+                                            dtype=s.dtype, device=s.device)
+        return self._models[role]
+
+    def release_models(self) -> None:
+        self._models.clear()
+        import gc
+
+        gc.collect()
+
+    def scorer(self, role: str):
+        """Batched option scoring with ``role``'s frozen model, cached per prompt: a prompt is scored
+        once, whatever set of prompts it is asked in."""
+        if role in self._scorers:
+            return self._scorers[role]
+        from .cache import RowStore
+
+        store = RowStore(self.cache.root / "scores" / digest({"model": self.model_id(role), "format": PROMPT_FORMAT,
+                                                              "dtype": self.params.scoring.dtype})[:32])
+
+        def score(prompts: Sequence[Prompt], desc: str):
+            from .scoring import ScoredPrompts, score_prompts
+
+            def compute(positions: list[int]) -> dict:
+                model, tok = self.model(role)
+                return score_prompts(model, tok, [prompts[i] for i in positions],
+                                     max_tokens_per_batch=self.params.scoring.max_tokens_per_batch,
+                                     progress=f"{role} model: {desc}").as_dict()
+
+            keys = [digest([p.text, p.option_spans]) for p in prompts]
+            return ScoredPrompts.from_dict(store.get(keys, compute))
+
+        self._scorers[role] = score
+        return score
+
+    def learner(self, role: str):
+        out = self.run_dir / "trained" / role
+        if self.params.training.mode == "head":
+            from .learners import HeadLearner
+
+            return HeadLearner(self.scorer(role), self.params.head_settings(role), out, self.n_options)
+        from .learners import LoraLearner
+
+        return LoraLearner(lambda: self.model(role), self.params.training.lora, self.params.seed, out,
+                           self.params.scoring.max_tokens_per_batch)
+
+    def _fit(self, role: str, name: str, prompts: list[Prompt], targets: np.ndarray, weights: np.ndarray):
+        learner = self.learner(role)
+        fingerprint = digest({"model": self.model_id(role), "learner": learner.describe(), "seed": self.params.seed,
+                              "texts": [p.text for p in prompts], "targets": targets.tolist(),
+                              "weights": np.round(weights, 12).tolist()})
+        return learner.fit(name, prompts, targets, weights, fingerprint)
+
+    # ------------------------------------------------------------------ step 1: weak supervisor
+
+    def weak_supervisor(self) -> dict:
+        """Train W on split A with ground truth; its accuracy on C. Saved to ``weak_supervisor.json``."""
+        prompts = self.canonical_prompts("A")
+        targets = np.array([p.position_of(q.answer) for p, q in zip(prompts, self.splits["A"])])
+        predictor = self._fit("weak", "supervisor", prompts, targets, np.ones(len(prompts)))
+        test = self.canonical_prompts("C")
+        pred = self._choices(test, predictor.logprobs(test, "test split C"))
+        gold = np.array([q.answer for q in self.splits["C"]])
+        zero_shot = None
+        if self.params.training.mode == "head":
+            from .head import zero_shot_logprobs
+
+            zs = zero_shot_logprobs(self.scorer("weak")(test, "test split C"), self.params.weak.head.prior)
+            zero_shot = accuracy(self._choices(test, zs), gold)
+        predictor.close()
+        out = {"accuracy": accuracy(pred, gold), "zero_shot_accuracy": zero_shot, "n_train": len(prompts),
+               "predictions": pred.tolist()}
+        self._write_json("weak_supervisor.json", out)
+        return out
+
+    @staticmethod
+    def _choices(prompts: Sequence[Prompt], logprobs: np.ndarray) -> np.ndarray:
+        """Predicted choice index (dataset order) from log-probabilities over listing positions."""
+        pos = logprobs.argmax(1)
+        return np.array([p.order[j] for p, j in zip(prompts, pos)])
+
+    # ------------------------------------------------------------------ step 2: weak labels
+
+    def weak_labels(self) -> pd.DataFrame:
+        """W's answer to each of the K variations of every question of B, with its probabilities.
+
+        One row per (question, variation): ``answer`` (the option's text: answers to different
+        permutations are compared by text), ``weak_target`` / ``gold_target`` (choice indices in the
+        dataset's order), ``correct``, ``confidence`` and ``probs`` (over choices, dataset order).
+        Cached under a hash of the weak model, its training and the prompts; also saved to
+        ``weak_labels.parquet`` in the run directory.
+        """
+        rows = [(q.qid, v) for q in self.splits["B"] for v in range(self.params.reliability.k)]
+        prompts = [self.prompt(qid, v) for qid, v in rows]
+        a_prompts = self.canonical_prompts("A")
+        key = digest({"model": self.model_id("weak"), "mode": self.params.training.mode,
+                      "head": self.params.head_settings("weak").__dict__, "lora": self.params.training.lora.__dict__,
+                      "format": PROMPT_FORMAT, "train": [p.text for p in a_prompts], "seed": self.params.seed,
+                      "texts": [p.text for p in prompts]})
+
+        def compute() -> pd.DataFrame:
+            targets = np.array([p.position_of(q.answer) for p, q in zip(a_prompts, self.splits["A"])])
+            predictor = self._fit("weak", "supervisor", a_prompts, targets, np.ones(len(a_prompts)))
+            lp = predictor.logprobs(prompts, f"weak labels, {len(prompts)} prompts")
+            predictor.close()
+            recs = []
+            for (qid, v), p, row in zip(rows, prompts, lp):
+                q = self.questions[qid]
+                probs = np.zeros(len(q.choices))
+                probs[list(p.order)] = np.exp(row)
+                choice = int(p.order[int(row.argmax())])
+                recs.append({"qid": qid, "variation": v, "order": list(p.order), "answer": q.choices[choice],
+                             "weak_target": choice, "gold_target": q.answer, "correct": choice == q.answer,
+                             "confidence": float(probs.max()), "probs": probs.tolist()})
+            return pd.DataFrame.from_records(recs)
+
+        table, _ = self.cache.frame("weak_labels", key, compute)
+        table.to_parquet(self.run_dir / "weak_labels.parquet", index=False)
+        return table
+
+    # ------------------------------------------------------------------ step 3: reliability
+
+    def reliability_table(self) -> pd.DataFrame:
+        """Weak labels with per-row ``entropy``, ``reliability`` and ``n_agree``."""
+        return rel.question_table(self.weak_labels(), self.params.reliability.temperature)
+
+    def reliability_summary(self, table: pd.DataFrame | None = None) -> dict:
+        t = self.reliability_table() if table is None else table
+        tau = entropy_threshold(t["entropy"], self.params.reliability.percentile)
+        kept = kept_by_entropy(t, tau)
+        canonical = t[t["variation"] == 0]
+        out = {
+            "weak_label_accuracy": float(canonical["correct"].mean()),
+            "entropy_auroc": error_auroc(t["correct"], t["entropy"], higher_means_reliable=False),
+            "reliability_auroc": error_auroc(t["correct"], t["reliability"]),
+            "threshold": tau,
+            "kept_fraction": float(kept.mean()),
+            "kept_accuracy": float(t.loc[kept, "correct"].mean()),
+        }
+        self._write_json("reliability.json", out)
+        return out
+
+    # ------------------------------------------------------------------ steps 4-6: strong model
+
+    def training_rows(self, method: str) -> pd.DataFrame:
+        settings = SelectionSettings(percentile=self.params.reliability.percentile, seed=self.params.seed)
+        return build_training_set(method, self.reliability_table(), settings)
+
+    def train_strong(self, method: str) -> dict:
+        """Fine-tune S on ``method``'s training set, evaluate on C; saved to ``methods/<method>.json``.
+
+        With ``training.views: canonical`` every row is shown with its question's canonical prompt
+        (its label found by text), so the K rows of a question differ only in label and weight.
+        """
+        rows = self.training_rows(method)
+        views = self.params.training.views
+        prompts = [self.prompt(q, v if views == "variations" else 0) for q, v in zip(rows["qid"], rows["variation"])]
+        targets = np.array([p.position_of(int(t)) for p, t in zip(prompts, rows["target"])])
+        weights = rows["weight"].to_numpy(float)
+        predictor = self._fit("strong", method, prompts, targets, weights)
+        test = self.canonical_prompts("C")
+        pred = self._choices(test, predictor.logprobs(test, "test split C"))
+        predictor.close()
+        gold = np.array([q.answer for q in self.splits["C"]])
+        out = {"method": method, "accuracy": accuracy(pred, gold), "n_train": len(rows),
+               "n_questions": int(rows["qid"].nunique()), "sum_weights": float(weights.sum()),
+               "label_accuracy": float(np.mean([int(t) == self.questions[q].answer for q, t in zip(rows["qid"], rows["target"])])),
+               "predictions": pred.tolist()}
+        self._write_json(f"methods/{method}.json", out)
+        return out
+
+    def method_results(self) -> dict[str, dict]:
+        """Every method trained so far in this run directory, in the params' order."""
+        out = {}
+        for m in self.params.methods:
+            f = self.run_dir / "methods" / f"{m}.json"
+            if f.is_file():
+                out[m] = json.loads(f.read_text())
+        return out
+
+    # ------------------------------------------------------------------ metrics.json
+
+    def metrics(self, seconds: float | None = None) -> dict:
+        """Assemble and write ``metrics.json``. ``seconds`` defaults to the time since ``relalign run``
+        started this run directory (None for a notebook run by hand)."""
+        status = self.run_dir / "run_status.json"
+        if seconds is None and status.is_file():
+            seconds = time.time() - json.loads(status.read_text())["started"]
+        weak = json.loads((self.run_dir / "weak_supervisor.json").read_text())
+        relsum = json.loads((self.run_dir / "reliability.json").read_text())
+        methods = self.method_results()
+        missing = [m for m in self.params.methods if m not in methods]
+        if missing:
+            raise RuntimeError(f"methods not trained yet in {self.run_dir}: {', '.join(missing)}")
+        ceiling = methods["ceiling"]["accuracy"]
+        table = {"weak": {"accuracy": weak["accuracy"], "pgr": 0.0 if ceiling > weak["accuracy"] else float("nan"),
+                          "n_train": weak["n_train"]}}
+        for m, r in methods.items():
+            table[m] = {"accuracy": r["accuracy"], "pgr": pgr(r["accuracy"], weak["accuracy"], ceiling), "n_train": r["n_train"]}
+        out = {
+            "dataset": self.params.data.dataset,
+            "weak_model": self.params.model_spec("weak").label(),
+            "strong_model": self.params.model_spec("strong").label(),
+            "seed": self.params.seed,
+            "n": {s: len(qs) for s, qs in sorted(self.splits.items())},
+            "weak_label_accuracy": relsum["weak_label_accuracy"],
+            "reliability": {k: relsum[k] for k in ("entropy_auroc", "reliability_auroc", "kept_fraction", "kept_accuracy")},
+            "methods": table,
+            "params": self.params.to_dict(),
+            "provenance": provenance(seconds),
+        }
+        self._write_json("metrics.json", out)
+        return out
+
+    def _write_json(self, rel_path: str, obj: dict) -> None:
+        path = self.run_dir / rel_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(obj, indent=2, allow_nan=True) + "\n")
+
+
+def provenance(seconds: float | None = None) -> dict:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                                timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    versions = {}
+    for pkg in ("relalign", "torch", "transformers", "peft", "accelerate", "datasets", "numpy", "pandas", "scikit-learn"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {"git_commit": commit, "package_versions": versions, "seconds": seconds,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

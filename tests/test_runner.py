@@ -1,0 +1,81 @@
+import json
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from relalign import runner
+from relalign.params import load_params
+from relalign.runner import INCOMPLETE, RunExists, RunFailed, run
+
+
+def _notebook(path, source):
+    cell = new_code_cell("params_file = None\nrun_dir = None")
+    cell.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[cell, new_code_cell(source)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def fake_notebooks(tmp_path, monkeypatch):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    _notebook(folder / "ok.ipynb", "from pathlib import Path\nPath(run_dir, 'touched').write_text(params_file)")
+    _notebook(folder / "bad.ipynb", "raise RuntimeError('step failed')")
+    monkeypatch.setattr(runner, "NOTEBOOK_DIR", folder)
+    return folder
+
+
+def test_successful_run_writes_params_and_status(write_params, tmp_path, monkeypatch, fake_notebooks):
+    monkeypatch.setattr(runner, "NOTEBOOKS", ("ok",))
+    out = run(write_params(), tmp_path / "out", overrides=["data.splits.C.n=8"])
+    assert not (out / INCOMPLETE).exists()
+    status = json.loads((out / "run_status.json").read_text())
+    assert status["status"] == "complete" and status["seconds"] > 0
+    resolved = load_params(out / "params.yaml")
+    assert resolved.data.splits["C"].n == 8
+    assert (out / "touched").read_text() == str(out / "params.yaml")
+    assert (out / "ok.ipynb").is_file()
+
+
+def test_existing_results_are_never_overwritten_silently(write_params, tmp_path, monkeypatch, fake_notebooks):
+    monkeypatch.setattr(runner, "NOTEBOOKS", ("ok",))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    with pytest.raises(RunExists):
+        run(write_params(), out)
+    assert (out / "keep.txt").read_text() == "precious"
+    run(write_params(), out, replace=True)
+    assert not (out / "keep.txt").exists()
+
+
+def test_failed_run_is_marked_incomplete(write_params, tmp_path, monkeypatch, fake_notebooks):
+    monkeypatch.setattr(runner, "NOTEBOOKS", ("ok", "bad", "ok"))
+    with pytest.raises(RunFailed, match="bad failed: RuntimeError: step failed"):
+        run(write_params(), tmp_path / "out")
+    out = tmp_path / "out"
+    assert (out / INCOMPLETE).is_file()
+    status = json.loads((out / "run_status.json").read_text())
+    assert status["status"] == "failed" and status["failed_notebook"] == "bad"
+
+
+def test_the_real_notebooks_run_end_to_end_on_a_tiny_model(write_params, tmp_path, capsys):
+    from relalign.cli import main
+
+    out = tmp_path / "results"
+    assert main(["run", str(write_params()), "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m) >= {"dataset", "weak_model", "strong_model", "seed", "n", "weak_label_accuracy", "reliability",
+                      "methods", "params", "provenance"}
+    assert set(m["methods"]) == {"weak", "naive", "filtering", "filtering_sampled", "reweighting",
+                                 "reweighting_sampled", "ceiling"}
+    assert m["provenance"]["seconds"] > 0
+    for name in runner.NOTEBOOKS:
+        assert (out / f"{name}.ipynb").is_file()
+    assert {p.name for p in (out / "figures").glob("*.png")} >= {"accuracy_by_entropy.png", "methods.png"}
+    printed = capsys.readouterr().out
+    assert "ceiling" in printed and str(out) in printed
+    # a second run of the same name refuses
+    assert main(["run", str(write_params()), "--out", str(out)]) == 2

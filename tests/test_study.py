@@ -1,0 +1,78 @@
+"""The whole pipeline on a tiny model built in the test and a synthetic dataset."""
+
+import json
+
+import numpy as np
+import pytest
+
+import relalign.scoring
+from relalign.study import Study
+
+
+def _run_all(study):
+    weak = study.weak_supervisor()
+    labels = study.weak_labels()
+    summary = study.reliability_summary()
+    results = {m: study.train_strong(m) for m in study.params.methods}
+    return weak, labels, summary, results
+
+
+def test_head_mode_end_to_end_and_metrics(write_params, tmp_path):
+    study = Study.open(write_params(), tmp_path / "run")
+    weak, labels, summary, results = _run_all(study)
+    k, n_b = study.params.reliability.k, len(study.splits["B"])
+    assert len(labels) == k * n_b
+    assert set(labels.groupby("qid").size()) == {k}
+    assert np.allclose(np.stack(labels["probs"]).sum(1), 1.0, atol=1e-5)
+    # answers are identified by text, so the label of a variation is the same choice index as its text
+    for _, r in labels.head(20).iterrows():
+        q = study.questions[r["qid"]]
+        assert q.choices[r["weak_target"]] == r["answer"]
+    assert results["naive"]["n_train"] == n_b
+    assert results["reweighting"]["n_train"] == k * n_b
+    assert results["filtering_sampled"]["n_train"] == n_b
+    assert results["ceiling"]["label_accuracy"] == 1.0
+    m = study.metrics(seconds=1.0)
+    assert set(m["methods"]) == {"weak", *study.params.methods}
+    assert m["n"] == {"A": 16, "B": 12, "C": 16}
+    assert 0 <= m["reliability"]["kept_fraction"] <= 1
+    on_disk = json.loads((study.run_dir / "metrics.json").read_text())
+    assert on_disk["methods"]["naive"]["accuracy"] == results["naive"]["accuracy"]
+    for key in ("git_commit", "package_versions", "seconds"):
+        assert key in on_disk["provenance"]
+
+
+def test_same_params_same_numbers_and_cache_reuse(write_params, tmp_path, monkeypatch):
+    path = write_params()
+    first = _run_all(Study.open(path, tmp_path / "one"))
+
+    def boom(*a, **k):
+        raise AssertionError("scored again although every prompt is cached")
+
+    monkeypatch.setattr(relalign.scoring, "score_prompts", boom)
+    second = _run_all(Study.open(path, tmp_path / "two"))
+    assert first[0]["accuracy"] == second[0]["accuracy"]
+    assert first[1].equals(second[1])
+    assert {m: r["accuracy"] for m, r in first[3].items()} == {m: r["accuracy"] for m, r in second[3].items()}
+
+
+def test_variations_view_scores_each_rows_own_prompt(write_params, tmp_path):
+    study = Study.open(write_params({"training": {"views": "variations"}}), tmp_path / "run")
+    study.weak_supervisor()
+    r = study.train_strong("reweighting")
+    assert r["n_train"] == len(study.weak_labels())
+
+
+def test_lora_mode_trains_adapters_and_reloads_them(write_params, tmp_path):
+    study = Study.open(write_params({"training": {"mode": "lora", "views": "variations"}}), tmp_path / "run")
+    weak = study.weak_supervisor()
+    assert weak["zero_shot_accuracy"] is None
+    assert (study.run_dir / "trained" / "weak" / "supervisor" / "adapter" / "adapter_config.json").is_file()
+    labels = study.weak_labels()  # reloads the saved adapter
+    assert len(labels) == 5 * 12
+    r = study.train_strong("reweighting_sampled")
+    assert r["n_train"] == 12
+    assert (study.run_dir / "trained" / "strong" / "reweighting_sampled" / "adapter").is_dir()
+    # the base model is left without adapter layers for the next method
+    model, _ = study.model("strong")
+    assert not any("lora" in n for n, _ in model.named_parameters())

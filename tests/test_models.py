@@ -92,3 +92,19 @@ def test_spec_problems():
 def test_tiny_local_model_loads(tiny_model_dir, tmp_path):
     model, tok = models.load_model(ModelSpec(source="local", path=str(tiny_model_dir)), tmp_path, device="cpu")
     assert not model.training and tok.pad_token_id is not None
+
+
+def test_a_changed_file_is_caught_even_after_conversion(tmp_path, monkeypatch):
+    content = b"pretend gguf " * 100
+    _fake_registry(tmp_path, monkeypatch, content, hashlib.sha256(content).hexdigest())
+
+    def fake_convert(folder, name, out, sha):
+        out.mkdir(parents=True)
+        (out / "relalign-source.json").write_text("{}")
+        return out
+
+    monkeypatch.setattr(models, "_convert_gguf", fake_convert)
+    resolve_model(ModelSpec(source="registry", name="fake"), tmp_path / "cache")
+    (tmp_path / "site" / "fake_model_pkg" / "data" / "part02.bin").write_bytes(b"truncated")
+    with pytest.raises(ModelFileError, match="reinstall fake-model-pkg==1.0"):
+        resolve_model(ModelSpec(source="registry", name="fake"), tmp_path / "cache")

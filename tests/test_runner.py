@@ -35,7 +35,7 @@ def test_successful_run_writes_params_and_status(write_params, tmp_path, monkeyp
     assert status["status"] == "complete" and status["seconds"] > 0
     resolved = load_params(out / "params.yaml")
     assert resolved.data.splits["C"].n == 8
-    assert (out / "touched").read_text() == str(out / "params.yaml")
+    assert (out / "touched").read_text() == str(out / "params.yaml")  # outside the repository: absolute
     assert (out / "ok.ipynb").is_file()
 
 

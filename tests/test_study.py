@@ -66,7 +66,7 @@ def test_variations_view_scores_each_rows_own_prompt(write_params, tmp_path):
 def test_lora_mode_trains_adapters_and_reloads_them(write_params, tmp_path):
     study = Study.open(write_params({"training": {"mode": "lora", "views": "variations"}}), tmp_path / "run")
     weak = study.weak_supervisor()
-    assert weak["zero_shot_accuracy"] is None
+    assert 0 <= weak["zero_shot_accuracy"] <= 1  # the base model's letter answer
     assert (study.run_dir / "trained" / "weak" / "supervisor" / "adapter" / "adapter_config.json").is_file()
     labels = study.weak_labels()  # reloads the saved adapter
     assert len(labels) == 5 * 12

@@ -9,4 +9,10 @@ The pipeline, one module a step:
 ``reliability``, ``selection`` and ``evaluation`` are pure functions without torch.
 """
 
+import warnings
+
+# tqdm.auto (imported by transformers and datasets) warns in notebooks without ipywidgets; the
+# study uses plain text progress bars, which read well in stored notebook outputs.
+warnings.filterwarnings("ignore", message="IProgress not found")
+
 __version__ = "0.1.0"

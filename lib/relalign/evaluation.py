@@ -20,7 +20,7 @@ __all__ = [
     "agreement_profile",
     "label_quality",
     "reliability_matrix",
-    "results_table",
+    "method_table",
 ]
 
 
@@ -73,14 +73,14 @@ def reliability_matrix(table: pd.DataFrame, n_options: int) -> pd.DataFrame:
     return m.reindex(index=letters, columns=letters)
 
 
-def results_table(methods: dict[str, dict], acc_weak: float) -> pd.DataFrame:
-    """One row per method: accuracy, PGR and training-set size, in the order given."""
+def method_table(methods: dict[str, dict], acc_weak: float, n_weak: int) -> dict[str, dict]:
+    """``metrics.json``'s "methods": the weak supervisor first, then every method with its
+    accuracy, PGR against ``methods["ceiling"]`` and training-set size."""
     ceiling = methods["ceiling"]["accuracy"]
-    rows = [{"method": "weak", "accuracy": acc_weak, "pgr": 0.0 if ceiling > acc_weak else math.nan, "n_train": None}]
+    out = {"weak": {"accuracy": acc_weak, "pgr": pgr(acc_weak, acc_weak, ceiling), "n_train": n_weak}}
     for name, m in methods.items():
-        rows.append({"method": name, "accuracy": m["accuracy"], "pgr": pgr(m["accuracy"], acc_weak, ceiling),
-                     "n_train": m["n_train"]})
-    return pd.DataFrame(rows).set_index("method")
+        out[name] = {"accuracy": m["accuracy"], "pgr": pgr(m["accuracy"], acc_weak, ceiling), "n_train": m["n_train"]}
+    return out
 
 
 def accuracy_by_variation(table: pd.DataFrame) -> pd.DataFrame:

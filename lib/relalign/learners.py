@@ -23,7 +23,7 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 import torch
 
-from .head import HeadSettings, OptionHead, fit_head, head_logprobs
+from .head import HeadSettings, OptionHead, fit_head, head_logprobs, select_l2
 from .prompts import Prompt
 from .scoring import ScoredPrompts, score_prompts
 
@@ -69,26 +69,35 @@ class HeadLearner:
     def describe(self) -> dict:
         return {"mode": "head", **self.settings.__dict__}
 
-    def fit(self, name, prompts, targets, weights, fingerprint: str) -> HeadPredictor:
-        folder = self.out_dir / name
-        if _is_current(folder, fingerprint):
-            return self.load(name)
-        # Rows that share a prompt (the K rows of a question under views: canonical) are merged into
-        # one prompt with summed target weights: the same loss, each prompt scored and used once.
+    @staticmethod
+    def _merge(prompts, targets, weights):
+        """Rows that share a prompt (the K rows of a question under views: canonical) merged into one
+        prompt with summed target weights: the same loss, each prompt scored and used once."""
         index: dict[str, int] = {}
         unique: list[Prompt] = []
         for p in prompts:
             if p.text not in index:
                 index[p.text] = len(unique)
                 unique.append(p)
-        m = len(prompts[0].option_spans)
-        t = np.zeros((len(unique), m), np.float32)
+        t = np.zeros((len(unique), len(prompts[0].option_spans)), np.float32)
         counts = np.zeros(len(unique))
         for p, y, w in zip(prompts, targets, weights):
             t[index[p.text], int(y)] += w
             counts[index[p.text]] += 1
+        return unique, t, counts, np.array([p.qid for p in unique])
+
+    def choose_l2(self, prompts, targets, weights, desc: str) -> float:
+        """The L2 strength that cross-validation on these rows prefers (see :func:`select_l2`)."""
+        unique, t, counts, groups = self._merge(prompts, targets, weights)
+        return select_l2(self.scorer(unique, desc), t, counts, groups, self.settings)
+
+    def fit(self, name, prompts, targets, weights, fingerprint: str) -> HeadPredictor:
+        folder = self.out_dir / name
+        if _is_current(folder, fingerprint):
+            return self.load(name)
+        unique, t, counts, groups = self._merge(prompts, targets, weights)
         features = self.scorer(unique, f"{name}: features")
-        head = fit_head(features, t, settings=self.settings, counts=counts, groups=np.array([p.qid for p in unique]))
+        head = fit_head(features, t, settings=self.settings, counts=counts, groups=groups)
         folder.mkdir(parents=True, exist_ok=True)
         torch.save(head.state_dict(), folder / "head.pt")
         (folder / "head.json").write_text(json.dumps({"l2": head.l2, "rows": len(prompts), "prompts": len(unique)}))

@@ -19,10 +19,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
@@ -218,27 +217,44 @@ def _convert_gguf(folder: Path, gguf_file: str, out: Path, sha: str) -> Path:
     return out
 
 
-def _assemble_registry(model: RegistryModel, cache_dir: Path) -> Path:
-    """The registry model's GGUF file, concatenated from its parts if need be, checksum checked."""
+def _parts_sha256(parts: list[Path]) -> str:
+    """sha256 of the parts concatenated in order, without writing the concatenation."""
+    h = hashlib.sha256()
+    for p in parts:
+        with open(p, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+    return h.hexdigest()
+
+
+def verify_registry(model: RegistryModel) -> list[Path]:
+    """The installed parts of ``model``, after checking their checksum (every run, before use)."""
     parts = model.part_paths()
-    if len(parts) == 1:
-        target = parts[0]
-    else:
-        target = cache_dir / "gguf" / model.gguf_name
-        if not (target.is_file() and sha256_file(target) == model.sha256):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(".partial")
-            with open(tmp, "wb") as out:
-                for p in parts:
-                    with open(p, "rb") as f:
-                        shutil.copyfileobj(f, out, 1 << 20)
-            tmp.rename(target)
-    got = sha256_file(target)
+    got = _parts_sha256(parts)
     if got != model.sha256:
         raise ModelFileError(
-            f"model {model.name!r}: {target} has sha256 {got}, expected {model.sha256} "
+            f"model {model.name!r}: the installed file has sha256 {got}, expected {model.sha256} "
             f"(a wrong or truncated file; reinstall {', '.join(model.packages)})"
         )
+    return parts
+
+
+def _assemble_registry(model: RegistryModel, cache_dir: Path) -> Path:
+    """The registry model's GGUF file, concatenated from its parts if need be, checksum checked."""
+    parts = verify_registry(model)
+    if len(parts) == 1:
+        return parts[0]
+    target = cache_dir / "gguf" / model.gguf_name
+    if not (target.is_file() and sha256_file(target) == model.sha256):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".partial")
+        with open(tmp, "wb") as out:
+            for p in parts:
+                with open(p, "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 20)
+        tmp.rename(target)
+    if sha256_file(target) != model.sha256:
+        raise ModelFileError(f"model {model.name!r}: assembling {target} gave a file with the wrong checksum")
     return target
 
 
@@ -254,7 +270,9 @@ def resolve_model(spec: ModelSpec, cache_dir: Path) -> tuple[str, dict]:
     if spec.source == "registry":
         reg = REGISTRY[spec.name]
         out = _converted_dir(cache_dir, reg.name, reg.sha256)
-        if not (out / "relalign-source.json").is_file():
+        if (out / "relalign-source.json").is_file():
+            verify_registry(reg)  # the installed file is still the pinned one
+        else:
             gguf = _assemble_registry(reg, cache_dir)
             out.parent.mkdir(parents=True, exist_ok=True)
             _convert_gguf(gguf.parent, gguf.name, out, reg.sha256)

@@ -66,8 +66,9 @@ def entropy_histogram(table: pd.DataFrame, tau: float) -> plt.Figure:
     return fig
 
 
-def method_comparison(results: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Test accuracy per method with the weak supervisor and the ceiling as lines, PGR on the bars."""
+def method_comparison(results: pd.DataFrame, title: str = "", strong_zero_shot: float | None = None) -> plt.Figure:
+    """Test accuracy per method with the weak supervisor, the ceiling and (optionally) the strong
+    model's zero-shot accuracy as lines, PGR on the bars."""
     r = results.drop(index=["weak"], errors="ignore")
     fig, ax = plt.subplots(figsize=(8, 4))
     colors = ["tab:gray" if m in ("naive", "ceiling") else sns.color_palette()[0] for m in r.index]
@@ -76,6 +77,8 @@ def method_comparison(results: pd.DataFrame, title: str = "") -> plt.Figure:
         ax.axhline(results.loc["weak", "accuracy"], color="tab:red", ls="--", lw=1.2, label="weak supervisor")
     if "ceiling" in r.index:
         ax.axhline(r.loc["ceiling", "accuracy"], color="tab:green", ls=":", lw=1.2, label="ceiling")
+    if strong_zero_shot is not None:
+        ax.axhline(strong_zero_shot, color="tab:purple", ls="-.", lw=1, label="strong model, zero-shot")
     for i, (acc, p) in enumerate(zip(r["accuracy"], r["pgr"])):
         txt = f"{acc:.3f}" + ("" if p is None or (isinstance(p, float) and math.isnan(p)) else f"\nPGR {p:.2f}")
         ax.annotate(txt, (i, acc), ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")

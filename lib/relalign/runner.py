@@ -9,6 +9,7 @@ unless the caller asks for it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -65,6 +66,28 @@ def run_dir_for(params_file: str | Path, overrides: Sequence[str] = (), out: str
     return Path(out) if out else default_run_dir(load_params(params_file, overrides))
 
 
+def _for_notebook(path: Path) -> str:
+    """How a notebook (run from notebooks/) should name ``path``: relative inside the repository,
+    so executed notebooks carry no machine paths."""
+    try:
+        path.relative_to(REPO_ROOT)
+    except ValueError:
+        return str(path)
+    return os.path.relpath(path, NOTEBOOK_DIR)
+
+
+def _relative_metadata(nb_path: Path) -> None:
+    """Papermill records the absolute input and output paths; keep them repository-relative."""
+    import nbformat
+
+    nb = nbformat.read(nb_path, as_version=4)
+    meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key):
+            meta[key] = _for_notebook(Path(meta[key]))
+    nbformat.write(nb, nb_path)
+
+
 def _write_status(out: Path, **fields) -> None:
     path = out / STATUS
     status = json.loads(path.read_text()) if path.is_file() else {}
@@ -107,13 +130,14 @@ def run(
             pm.execute_notebook(
                 str(NOTEBOOK_DIR / f"{name}.ipynb"),
                 str(out / f"{name}.ipynb"),
-                parameters={"params_file": str(out / "params.yaml"), "run_dir": str(out)},
+                parameters={"params_file": _for_notebook(out / "params.yaml"), "run_dir": _for_notebook(out)},
                 kernel_name=kernel_name,
                 cwd=str(NOTEBOOK_DIR),
                 progress_bar=False,
                 log_output=log_output,
                 kernel_manager_class=IPCKernelManager.get(),
             )
+            _relative_metadata(out / f"{name}.ipynb")
         except pm.PapermillExecutionError as e:
             _write_status(out, status="failed", failed_notebook=name, error=f"{e.ename}: {e.evalue}",
                           seconds=time.time() - started)

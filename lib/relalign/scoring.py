@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: readable in stored notebook outputs and logs
 
 from .prompts import Prompt
 

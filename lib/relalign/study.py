@@ -18,6 +18,7 @@ metrics.json           :meth:`Study.metrics`                                  06
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import time
@@ -32,7 +33,7 @@ import pandas as pd
 from . import reliability as rel
 from .cache import Cache, digest
 from .data import ADAPTERS, load_pools, make_splits
-from .evaluation import accuracy, error_auroc, pgr
+from .evaluation import accuracy, error_auroc, label_quality, method_table
 from .params import REPO_ROOT, Params, load_params
 from .prompts import Prompt, Question, render
 from .selection import SelectionSettings, build_training_set, entropy_threshold, kept_by_entropy
@@ -143,11 +144,35 @@ class Study:
         if self.params.training.mode == "head":
             from .learners import HeadLearner
 
-            return HeadLearner(self.scorer(role), self.params.head_settings(role), out, self.n_options)
+            settings = self.params.head_settings(role)
+            if role == "strong" and settings.l2 is None:
+                settings = dataclasses.replace(settings, l2=self.strong_l2)
+            return HeadLearner(self.scorer(role), settings, out, self.n_options)
         from .learners import LoraLearner
 
         return LoraLearner(lambda: self.model(role), self.params.training.lora, self.params.seed, out,
                            self.params.scoring.max_tokens_per_batch)
+
+    @cached_property
+    def strong_l2(self) -> float:
+        """One L2 strength for every strong-model method (head mode, ``strong.head.l2: null``),
+        chosen by cross-validation on the naive training set -- B's weak labels, no ground truth --
+        so that methods differ in their training rows only, never in their regularisation."""
+        from .learners import HeadLearner
+
+        prompts, targets, weights = self._training_data("naive")
+        learner = HeadLearner(self.scorer("strong"), self.params.head_settings("strong"), self.run_dir, self.n_options)
+        l2 = learner.choose_l2(prompts, targets, weights, "naive: features")
+        self._write_json("trained/strong/l2.json", {"l2": l2, "chosen_on": "naive", "grid": list(learner.settings.l2_grid)})
+        return l2
+
+    def _training_data(self, method: str):
+        """(prompts, listing-position targets, weights) of ``method``'s rows."""
+        rows = self.training_rows(method)
+        views = self.params.training.views
+        prompts = [self.prompt(q, v if views == "variations" else 0) for q, v in zip(rows["qid"], rows["variation"])]
+        targets = np.array([p.position_of(int(t)) for p, t in zip(prompts, rows["target"])])
+        return prompts, targets, rows["weight"].to_numpy(float)
 
     def _fit(self, role: str, name: str, prompts: list[Prompt], targets: np.ndarray, weights: np.ndarray):
         learner = self.learner(role)
@@ -166,17 +191,21 @@ class Study:
         test = self.canonical_prompts("C")
         pred = self._choices(test, predictor.logprobs(test, "test split C"))
         gold = np.array([q.answer for q in self.splits["C"]])
-        zero_shot = None
-        if self.params.training.mode == "head":
-            from .head import zero_shot_logprobs
-
-            zs = zero_shot_logprobs(self.scorer("weak")(test, "test split C"), self.params.weak.head.prior)
-            zero_shot = accuracy(self._choices(test, zs), gold)
         predictor.close()
-        out = {"accuracy": accuracy(pred, gold), "zero_shot_accuracy": zero_shot, "n_train": len(prompts),
+        out = {"accuracy": accuracy(pred, gold), "zero_shot_accuracy": self.zero_shot_accuracy("weak"), "n_train": len(prompts),
                "predictions": pred.tolist()}
         self._write_json("weak_supervisor.json", out)
         return out
+
+    def zero_shot_accuracy(self, role: str) -> float:
+        """Accuracy on C of ``role``'s untrained model: its head prior (head mode) or its letter
+        log-probabilities (lora mode)."""
+        from .head import zero_shot_logprobs
+
+        test = self.canonical_prompts("C")
+        prior = getattr(self.params, role).head.prior if self.params.training.mode == "head" else "letter"
+        lp = zero_shot_logprobs(self.scorer(role)(test, "test split C"), prior)
+        return accuracy(self._choices(test, lp), [q.answer for q in self.splits["C"]])
 
     @staticmethod
     def _choices(prompts: Sequence[Prompt], logprobs: np.ndarray) -> np.ndarray:
@@ -258,21 +287,30 @@ class Study:
         (its label found by text), so the K rows of a question differ only in label and weight.
         """
         rows = self.training_rows(method)
-        views = self.params.training.views
-        prompts = [self.prompt(q, v if views == "variations" else 0) for q, v in zip(rows["qid"], rows["variation"])]
-        targets = np.array([p.position_of(int(t)) for p, t in zip(prompts, rows["target"])])
-        weights = rows["weight"].to_numpy(float)
+        prompts, targets, weights = self._training_data(method)
         predictor = self._fit("strong", method, prompts, targets, weights)
         test = self.canonical_prompts("C")
         pred = self._choices(test, predictor.logprobs(test, "test split C"))
         predictor.close()
         gold = np.array([q.answer for q in self.splits["C"]])
+        quality = label_quality(rows, pd.Series({q.qid: q.answer for q in self.splits["B"]}))
         out = {"method": method, "accuracy": accuracy(pred, gold), "n_train": len(rows),
-               "n_questions": int(rows["qid"].nunique()), "sum_weights": float(weights.sum()),
-               "label_accuracy": float(np.mean([int(t) == self.questions[q].answer for q, t in zip(rows["qid"], rows["target"])])),
-               "predictions": pred.tolist()}
+               "n_questions": quality["questions"], "sum_weights": quality["sum_weights"],
+               "label_accuracy": quality["label_accuracy"],
+               "weighted_label_accuracy": quality["weighted_label_accuracy"], "predictions": pred.tolist()}
         self._write_json(f"methods/{method}.json", out)
         return out
+
+    def training_sets(self, methods: Sequence[str]) -> pd.DataFrame:
+        """Size and label quality of each method's training set (one row per method)."""
+        gold = pd.Series({q.qid: q.answer for q in self.splits["B"]})
+        return pd.DataFrame.from_dict({m: label_quality(self.training_rows(m), gold) for m in methods}, orient="index")
+
+    def train_methods(self, methods: Sequence[str]) -> pd.DataFrame:
+        """Train S for each method (reusing what is already trained); accuracy on C and rows."""
+        res = {m: self.train_strong(m) for m in methods}
+        return pd.DataFrame.from_dict({m: {"accuracy on C": r["accuracy"], "rows": r["n_train"]} for m, r in res.items()},
+                                      orient="index")
 
     def method_results(self) -> dict[str, dict]:
         """Every method trained so far in this run directory, in the params' order."""
@@ -297,11 +335,7 @@ class Study:
         missing = [m for m in self.params.methods if m not in methods]
         if missing:
             raise RuntimeError(f"methods not trained yet in {self.run_dir}: {', '.join(missing)}")
-        ceiling = methods["ceiling"]["accuracy"]
-        table = {"weak": {"accuracy": weak["accuracy"], "pgr": 0.0 if ceiling > weak["accuracy"] else float("nan"),
-                          "n_train": weak["n_train"]}}
-        for m, r in methods.items():
-            table[m] = {"accuracy": r["accuracy"], "pgr": pgr(r["accuracy"], weak["accuracy"], ceiling), "n_train": r["n_train"]}
+        table = method_table(methods, weak["accuracy"], weak["n_train"])
         out = {
             "dataset": self.params.data.dataset,
             "weak_model": self.params.model_spec("weak").label(),
@@ -309,6 +343,7 @@ class Study:
             "seed": self.params.seed,
             "n": {s: len(qs) for s, qs in sorted(self.splits.items())},
             "weak_label_accuracy": relsum["weak_label_accuracy"],
+            "zero_shot_accuracy": {"weak": weak["zero_shot_accuracy"], "strong": self.zero_shot_accuracy("strong")},
             "reliability": {k: relsum[k] for k in ("entropy_auroc", "reliability_auroc", "kept_fraction", "kept_accuracy")},
             "methods": table,
             "params": self.params.to_dict(),
@@ -316,6 +351,13 @@ class Study:
         }
         self._write_json("metrics.json", out)
         return out
+
+    def shown_path(self, path: Path) -> str:
+        """``path`` relative to the repository when inside it (for printing in notebooks)."""
+        try:
+            return str(Path(path).resolve().relative_to(REPO_ROOT))
+        except ValueError:
+            return str(path)
 
     def _write_json(self, rel_path: str, obj: dict) -> None:
         path = self.run_dir / rel_path

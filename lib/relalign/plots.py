@@ -32,7 +32,7 @@ def accuracy_by_entropy(by_entropy: pd.DataFrame, title: str = "") -> plt.Figure
     for i, (acc, n) in enumerate(zip(by_entropy["accuracy"], by_entropy["rows"])):
         ax.annotate(f"n={n}", (i, acc), ha="center", va="bottom", fontsize=9, xytext=(0, 2), textcoords="offset points")
     ax.set(xlabel="entropy H(x) of the K weak answers (nats)", ylabel="weak-label accuracy", ylim=(0, 1.08),
-           title=title or "Weak labels are more often right when the weak answers agree")
+           title=title or "Weak-label accuracy by the entropy of the K weak answers")
     fig.tight_layout()
     return fig
 
@@ -42,7 +42,7 @@ def reliability_heatmap(matrix: pd.DataFrame, title: str = "") -> plt.Figure:
     fig, ax = plt.subplots(figsize=(4.8, 4))
     sns.heatmap(matrix, annot=True, fmt=".2f", cmap="viridis", vmin=0, vmax=1, ax=ax,
                 cbar_kws={"label": "mean reliability r(a|x)"})
-    ax.set(xlabel="ground truth", ylabel="weak answer", title=title or "Right answers (diagonal) score higher")
+    ax.set(xlabel="ground truth", ylabel="weak answer", title=title or "Mean reliability (diagonal: right weak labels)")
     fig.tight_layout()
     return fig
 
@@ -61,7 +61,7 @@ def entropy_histogram(table: pd.DataFrame, tau: float) -> plt.Figure:
     if kept:
         ax.axvline(max(kept) + 0.5, color="black", ls="--", lw=1)
         ax.annotate(f" kept: H <= tau = {tau:.3f}", (max(kept) + 0.5, ax.get_ylim()[1] * 0.92), fontsize=9)
-    ax.set(xlabel="entropy H(x)", ylabel="questions of B", title="Uncertainty filtering keeps the left of the line")
+    ax.set(xlabel="entropy H(x)", ylabel="questions of B", title="Entropy of the weak answers; the filter keeps the left of the line")
     fig.tight_layout()
     return fig
 
@@ -109,6 +109,6 @@ def weight_distribution(table: pd.DataFrame) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
     sns.histplot(data=t, x="reliability", hue="label", bins=20, binrange=(0, 1), multiple="dodge", shrink=0.85,
                  hue_order=["weak label right", "weak label wrong"], palette=["tab:green", "tab:red"], ax=ax)
-    ax.set(xlabel="row weight r(a_k|x)", ylabel="rows of B", title="Re-weighting gives right labels more weight")
+    ax.set(xlabel="row weight r(a_k|x)", ylabel="rows of B", title="Row weights of right and wrong weak labels")
     fig.tight_layout()
     return fig

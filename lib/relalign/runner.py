@@ -150,6 +150,23 @@ def run(
     return out
 
 
+def markdown_table(run_dir: str | Path) -> str:
+    """The final comparison table of a finished run as Markdown (README tables come from this)."""
+    m = json.loads((Path(run_dir) / "metrics.json").read_text())
+    lines = ["| method | accuracy on C | PGR | training rows |", "|---|---:|---:|---:|"]
+    for name, r in m["methods"].items():
+        pgr = r["pgr"]
+        pgr_txt = "–" if pgr is None or pgr != pgr else f"{pgr:.2f}"
+        lines.append(f"| {name} | {r['accuracy']:.3f} | {pgr_txt} | {r['n_train']} |")
+    z = m.get("zero_shot_accuracy") or {}
+    rel = m["reliability"]
+    lines += ["", f"Zero-shot accuracy on C: weak {z.get('weak', float('nan')):.3f}, strong {z.get('strong', float('nan')):.3f}. "
+              f"Weak labels of B (canonical prompt): accuracy {m['weak_label_accuracy']:.3f}; AUROC for telling wrong "
+              f"labels from right ones: entropy {rel['entropy_auroc']:.3f}, reliability {rel['reliability_auroc']:.3f}; "
+              f"the filter keeps {rel['kept_fraction']:.0%} of the rows, at label accuracy {rel['kept_accuracy']:.3f}."]
+    return "\n".join(lines)
+
+
 def summary_table(run_dir: str | Path) -> str:
     """The final comparison table of a finished run, as text."""
     m = json.loads((Path(run_dir) / "metrics.json").read_text())

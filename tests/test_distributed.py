@@ -1,0 +1,48 @@
+"""Two CPU processes under `accelerate launch` (gloo) give what one process gives.
+
+`accelerate launch --cpu` starts several processes only through MPI; with CUDA hidden,
+`accelerate launch --multi_gpu --num_processes 2` starts two CPU processes that talk over gloo
+(accelerate's MULTI_CPU mode), which is what this test needs.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from test_weighted_trainer import _one_step
+
+WORKER = Path(__file__).with_name("_dist_worker.py")
+
+
+def _launch(*args, tmp_path):
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
+    cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", str(WORKER), *map(str, args)]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+def test_one_step_on_two_processes_equals_one_process(tiny_model, tiny_model_dir, tmp_path):
+    out = tmp_path / "two.pt"
+    _launch("train", tiny_model_dir, out, tmp_path=tmp_path)
+    two = torch.load(out)
+    one, _, _ = _one_step(tiny_model, tmp_path, 8, 1)
+    assert two.keys() == one.keys()
+    for n in one:
+        torch.testing.assert_close(two[n], one[n], atol=1e-5, rtol=0, msg=n)
+
+
+def test_evaluation_gathers_every_item_once(tiny_model_dir, tmp_path):
+    out = tmp_path / "eval.pt"
+    _launch("eval", tiny_model_dir, out, tmp_path=tmp_path)
+    got = torch.load(out)
+    assert got["rows"][:, 0].tolist() == [1, 2, 3, 4, 5]  # five rows, in order, no padded duplicate
+    assert set(got["rows"][:, 1].tolist()) == {0.0, 1.0}  # both processes did part of the work
+    # even batches pad the last round so that each process gets full batches: 8 items were
+    # computed for 5, and gather_for_metrics dropped the 3 duplicates
+    assert sum(got["per_process"].tolist()) == 8

@@ -1,0 +1,100 @@
+"""The weighted loss inside HF Trainer is exact at any batch layout (issue: weighted fine-tuning).
+
+One optimisation step with plain SGD (lr 1, no momentum, no decay) moves every trainable
+parameter by minus its gradient, so comparing parameters after one step compares gradients.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import TrainingArguments
+
+from relalign.lora import WeightedCollator, WeightedTrainer, encode_rows
+from relalign.losses import IGNORE_INDEX, weighted_token_loss
+
+PROMPTS = [f"Question : what is the {w} of number {i} ? Answer :" for i, w in
+           enumerate(["sun", "moon", "star", "earth", "mars", "venus", "iron", "gold"])]
+ANSWERS = [" A . jupiter", " B . gas rock", " C . ice", " D . water fire heat", " A . salt", " B . sugar cell",
+           " C . atom", " D . light sound plant"]
+WEIGHTS = [1.0, 0.5, 0.25, 1.0, 0.0, 0.75, 1.0, 0.1]
+
+
+def _lora_model(base):
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    cfg = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
+                     init_lora_weights=False, task_type="CAUSAL_LM")  # random A and B: every LoRA weight gets a gradient
+    return get_peft_model(copy.deepcopy(base), cfg)
+
+
+def _rows(tok, answers=ANSWERS, weights=WEIGHTS):
+    return encode_rows(tok, PROMPTS, answers, weights, max_length=64)
+
+
+def _one_step(tiny_model, tmp_path, micro: int, accumulation: int, rows=None):
+    base, tok = tiny_model
+    model = _lora_model(base)
+    args = TrainingArguments(
+        output_dir=str(tmp_path / f"b{micro}x{accumulation}"), per_device_train_batch_size=micro,
+        gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=1.0, optim="sgd",
+        lr_scheduler_type="constant", weight_decay=0.0, max_grad_norm=0.0, logging_steps=1, save_strategy="no",
+        report_to=[], seed=0, data_seed=0, remove_unused_columns=False, dataloader_pin_memory=False,
+        disable_tqdm=True,
+    )
+    trainer = WeightedTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows or _rows(tok)),
+                              data_collator=WeightedCollator(tok.pad_token_id))
+    trainer.train()
+    params = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    loss = next(h["loss"] for h in trainer.state.log_history if "loss" in h)
+    return params, loss, trainer
+
+
+def test_batch_8_equals_batch_2_with_accumulation_4(tiny_model, tmp_path):
+    a, loss_a, _ = _one_step(tiny_model, tmp_path, 8, 1)
+    b, loss_b, _ = _one_step(tiny_model, tmp_path, 2, 4)
+    assert loss_a == pytest.approx(loss_b, abs=1e-5)
+    assert a.keys() == b.keys() and len(a) > 0
+    for n in a:
+        torch.testing.assert_close(a[n], b[n], atol=1e-5, rtol=0, msg=n)
+
+
+def test_weights_of_one_give_the_models_own_loss(tiny_model):
+    base, tok = tiny_model
+    model = _lora_model(base).eval()
+    batch = WeightedCollator(tok.pad_token_id)(_rows(tok, weights=[1.0] * 8))
+    with torch.no_grad():
+        own = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    ours = weighted_token_loss(logits, batch["labels"], batch["weight"])
+    torch.testing.assert_close(ours, own, atol=1e-5, rtol=1e-5)
+
+
+def test_a_zero_weight_row_contributes_no_gradient(tiny_model, tmp_path):
+    _, tok = tiny_model
+    other = list(ANSWERS)
+    other[4] = " C . iron"  # row 4 has weight 0; another label of the same length must change nothing
+    rows_a, rows_b = _rows(tok), _rows(tok, answers=other)
+    assert rows_a[4]["labels"] != rows_b[4]["labels"]
+    assert len(rows_a[4]["labels"]) == len(rows_b[4]["labels"])
+    a, _, _ = _one_step(tiny_model, tmp_path, 8, 1, rows_a)
+    b, _, _ = _one_step(tiny_model, tmp_path, 8, 1, rows_b)
+    for n in a:
+        torch.testing.assert_close(a[n], b[n], atol=1e-7, rtol=0, msg=n)
+
+
+def test_the_weight_column_reaches_the_loss(tiny_model, tmp_path):
+    base, tok = tiny_model
+    _, _, trainer = _one_step(tiny_model, tmp_path, 4, 1)
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert "weight" in batch  # not dropped as an unused column
+    start = {n: p.detach().clone() for n, p in _lora_model(base).named_parameters() if p.requires_grad}
+    zero, _, _ = _one_step(tiny_model, tmp_path, 4, 2, _rows(tok, weights=[0.0] * 8))
+    for n in start:
+        torch.testing.assert_close(zero[n], start[n], atol=0, rtol=0, msg=n)
+    moved, _, _ = _one_step(tiny_model, tmp_path, 4, 2)
+    assert any(not torch.equal(moved[n], start[n]) for n in start)

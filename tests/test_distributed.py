@@ -46,3 +46,18 @@ def test_evaluation_gathers_every_item_once(tiny_model_dir, tmp_path):
     # even batches pad the last round so that each process gets full batches: 8 items were
     # computed for 5, and gather_for_metrics dropped the 3 duplicates
     assert sum(got["per_process"].tolist()) == 8
+
+
+def test_a_study_trains_lora_through_accelerate_launch(write_params, tmp_path, monkeypatch):
+    from relalign.study import Study
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    path = write_params({"training": {"mode": "lora", "views": "variations", "lora": {
+        "num_processes": 2, "batch_size": 4, "micro_batch_size": 2,
+        "launch_args": ["--multi_gpu", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]}}})
+    study = Study.open(path, tmp_path / "run")
+    weak = study.weak_supervisor()  # trained by two processes, then loaded here
+    folder = tmp_path / "run" / "trained" / "weak" / "supervisor"
+    assert (folder / "adapter" / "adapter_config.json").is_file()
+    assert (folder / "fingerprint.txt").read_text() == study.fingerprint("weak", "supervisor")
+    assert 0 <= weak["accuracy"] <= 1

@@ -98,3 +98,55 @@ def test_the_weight_column_reaches_the_loss(tiny_model, tmp_path):
         torch.testing.assert_close(zero[n], start[n], atol=0, rtol=0, msg=n)
     moved, _, _ = _one_step(tiny_model, tmp_path, 4, 2)
     assert any(not torch.equal(moved[n], start[n]) for n in start)
+
+
+def test_an_interrupted_lora_run_resumes_from_its_last_checkpoint(tiny_model, tmp_path):
+    from transformers import TrainerCallback
+
+    from relalign.learners import LoraLearner
+    from relalign.params import LoraParams
+    from relalign.prompts import Question, render
+
+    base, tok = copy.deepcopy(tiny_model[0]), tiny_model[1]
+    qs = [Question(str(i), f"Question : what is the {w} ?", ("ice", "fire", "rock", "atom"), i % 4)
+          for i, w in enumerate(["sun", "moon", "star", "earth", "mars", "venus"])]
+    prompts = [render(q) for q in qs]
+    targets = [q.answer for q in qs]
+
+    class Crash(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            if state.global_step == 2:  # steps 1 and 2 are done and saved: crash in step 3
+                raise KeyboardInterrupt("simulated crash")
+
+    class Start(TrainerCallback):
+        step = None
+
+        def on_train_begin(self, args, state, control, **kw):
+            Start.step = state.global_step
+
+    lora = LoraParams(batch_size=2, micro_batch_size=2, max_steps=4, lr=1e-3, max_length=64)
+    learner = LoraLearner(lambda: (base, tok), lora, seed=0, out_dir=tmp_path, callbacks=[Crash()], save_steps=1,
+                          logging_steps=1)
+    with pytest.raises(KeyboardInterrupt):
+        learner.fit("m", prompts, targets, [1.0] * 6, fingerprint="fp")
+    assert not any("lora" in n for n, _ in base.named_parameters())  # the failed run took its adapter away
+    assert (tmp_path / "m" / "checkpoints" / "checkpoint-2").is_dir()
+    assert not (tmp_path / "m" / "fingerprint.txt").exists()  # not finished, so never mistaken for done
+    resumed = LoraLearner(lambda: (base, tok), lora, seed=0, out_dir=tmp_path, callbacks=[Start()], save_steps=1)
+    resumed.fit("m", prompts, targets, [1.0] * 6, fingerprint="fp").close()
+    assert Start.step == 2
+    assert (tmp_path / "m" / "fingerprint.txt").read_text() == "fp"
+    assert not (tmp_path / "m" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("family", ["llama", "mistral", "qwen2", "gemma", "gemma3_text"])
+def test_lora_targets_per_architecture_family(family):
+    from types import SimpleNamespace
+
+    from relalign.lora import target_modules_for
+
+    model = SimpleNamespace(config=SimpleNamespace(model_type=family))
+    assert target_modules_for(model) == ["q_proj", "v_proj"]
+    assert target_modules_for(model, ["o_proj"]) == ["o_proj"]
+    with pytest.raises(ValueError, match="target_modules"):
+        target_modules_for(SimpleNamespace(config=SimpleNamespace(model_type="mamba")))

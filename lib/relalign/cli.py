@@ -85,6 +85,15 @@ def cmd_batch(args) -> int:
     return 0 if all(s == "ok" for _, s, _ in outcomes) else 1
 
 
+def cmd_train(args) -> int:
+    """One training run, in this process or in each process of `accelerate launch`."""
+    from .study import Study
+
+    study = Study.open(args.params, args.run_dir)
+    study.train(args.role, args.name).close()
+    return 0
+
+
 def cmd_summary(args) -> int:
     from .runner import markdown_table, summary_table
 
@@ -132,6 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replace", action="store_true")
     p.add_argument("--verbose", action="store_true")
     p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("train", help="train one model of a run (what `accelerate launch` runs on each process)")
+    p.add_argument("params")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--role", choices=["weak", "strong"], required=True)
+    p.add_argument("--name", required=True, help="supervisor (weak) or a method name (strong)")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("summary", help="print the comparison table of finished runs")
     p.add_argument("run_dirs", nargs="+")

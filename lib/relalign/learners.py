@@ -23,6 +23,7 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 import torch
 
+from .distributed import is_main_process
 from .head import HeadSettings, OptionHead, fit_head, head_logprobs, select_l2
 from .prompts import Prompt
 from .scoring import ScoredPrompts, score_prompts
@@ -41,7 +42,8 @@ class Predictor(Protocol):
     def close(self) -> None: ...
 
 
-def _is_current(folder: Path, fingerprint: str) -> bool:
+def is_trained(folder: Path, fingerprint: str) -> bool:
+    """Whether ``folder`` holds what was trained for ``fingerprint`` (written last, after the model)."""
     f = folder / FINGERPRINT
     return f.is_file() and f.read_text().strip() == fingerprint
 
@@ -93,7 +95,7 @@ class HeadLearner:
 
     def fit(self, name, prompts, targets, weights, fingerprint: str) -> HeadPredictor:
         folder = self.out_dir / name
-        if _is_current(folder, fingerprint):
+        if is_trained(folder, fingerprint):
             return self.load(name)
         unique, t, counts, groups = self._merge(prompts, targets, weights)
         features = self.scorer(unique, f"{name}: features")
@@ -130,15 +132,20 @@ class LoraPredictor:
 class LoraLearner:
     """LoRA fine-tuning of a fresh adapter per training set on a shared base model."""
 
-    def __init__(self, load_model: Callable[[], tuple], lora, seed: int, out_dir: Path, batch_tokens: int = 2048):
+    def __init__(self, load_model: Callable[[], tuple], lora, seed: int, out_dir: Path, batch_tokens: int = 2048,
+                 callbacks: list | None = None, **trainer_overrides):
         self.load_model = load_model
         self.lora = lora
         self.seed = seed
         self.out_dir = Path(out_dir)
         self.batch_tokens = batch_tokens
+        self.callbacks = callbacks  # HF TrainerCallbacks (progress, early stopping, tests)
+        self.trainer_overrides = trainer_overrides  # extra TrainingArguments, e.g. save_steps
 
     def describe(self) -> dict:
-        return {"mode": "lora", **self.lora.__dict__}
+        # How many processes share the work does not change what is trained: not part of the identity.
+        keep = {k: v for k, v in self.lora.__dict__.items() if k not in ("num_processes", "launch_args")}
+        return {"mode": "lora", **keep}
 
     def fit(self, name, prompts, targets, weights, fingerprint: str) -> LoraPredictor:
         from datasets import Dataset
@@ -147,9 +154,11 @@ class LoraLearner:
         from .lora import WeightedCollator, WeightedTrainer, answer_text, encode_rows, target_modules_for, training_arguments
 
         folder = self.out_dir / name
-        if _is_current(folder, fingerprint):
+        if is_trained(folder, fingerprint):
             return self.load(name)
         base, tok = self.load_model()
+        if self.lora.gradient_checkpointing:
+            base.enable_input_require_grads()  # checkpointed LoRA needs gradients flowing into the inputs
         answers = [answer_text(p, int(t)) for p, t in zip(prompts, targets)]
         rows = encode_rows(tok, [p.text for p in prompts], answers, weights, self.lora.max_length)
         config = LoraConfig(
@@ -162,23 +171,34 @@ class LoraLearner:
         torch.manual_seed(self.seed)
         model = get_peft_model(base, config)
         ckpt_dir = folder / "checkpoints"
+        main = is_main_process()
         # Checkpoints of an interrupted run are only resumed when they belong to this training set.
-        if not _is_current(ckpt_dir, fingerprint):
+        if main and not is_trained(ckpt_dir, fingerprint):
             shutil.rmtree(ckpt_dir, ignore_errors=True)
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        (ckpt_dir / FINGERPRINT).write_text(fingerprint)
-        args = training_arguments(ckpt_dir, self.lora, self.seed, bf16=next(base.parameters()).dtype == torch.bfloat16)
+        args = training_arguments(ckpt_dir, self.lora, self.seed, bf16=next(base.parameters()).dtype == torch.bfloat16,
+                                  **self.trainer_overrides)
         trainer = WeightedTrainer(
             model=model,
             args=args,
             train_dataset=Dataset.from_list(rows),
             data_collator=WeightedCollator(tok.pad_token_id),
+            callbacks=self.callbacks,
         )
+        if main:
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+            (ckpt_dir / FINGERPRINT).write_text(fingerprint)
+        trainer.accelerator.wait_for_everyone()
         ckpts = sorted(ckpt_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-        trainer.train(resume_from_checkpoint=str(ckpts[-1]) if ckpts else None)
-        model.save_pretrained(folder / "adapter")
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-        (folder / FINGERPRINT).write_text(fingerprint)
+        try:
+            trainer.train(resume_from_checkpoint=str(ckpts[-1]) if ckpts else None)
+        except BaseException:
+            model.unload()  # leave the shared base model clean; the checkpoints stay for a resume
+            raise
+        if main:
+            model.save_pretrained(folder / "adapter")
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+            (folder / FINGERPRINT).write_text(fingerprint)
+        trainer.accelerator.wait_for_everyone()
         model.eval()
         return LoraPredictor(model, tok, self.batch_tokens)
 

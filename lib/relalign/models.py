@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -300,7 +301,8 @@ def load_model(spec: ModelSpec, cache_dir: Path, *, dtype: str = "auto", device:
 
     where, kwargs = resolve_model(spec, cache_dir)
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        # under accelerate launch / torchrun each process takes its own GPU
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
     if dtype == "auto":
         dtype = "bfloat16" if device.startswith("cuda") else "float32"
     tok = AutoTokenizer.from_pretrained(where, **kwargs)

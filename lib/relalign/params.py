@@ -94,6 +94,8 @@ class LoraParams:
     warmup_ratio: float = 0.0
     max_steps: int = -1  # > 0 caps the steps (smoke tests)
     gradient_checkpointing: bool = False
+    num_processes: int = 1  # > 1: each training run goes through `accelerate launch` (data parallel)
+    launch_args: list[str] = field(default_factory=list)  # more `accelerate launch` options, e.g. [--multi_gpu]
 
 
 @dataclass
@@ -108,6 +110,7 @@ class ScoringParams:
     max_tokens_per_batch: int = 512
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    device_map: str | None = None  # "auto": spread a model that does not fit one GPU over all of them
 
 
 @dataclass
@@ -261,8 +264,14 @@ def _check(p: Params, file: str) -> None:
     if t.mode == "lora" and t.views == "canonical":
         bad("training.views", "lora mode trains on each row's own prompt: use views: variations")
     lo = t.lora
-    if lo.batch_size % lo.micro_batch_size:
-        bad("training.lora.batch_size", f"{lo.batch_size} is not a multiple of micro_batch_size {lo.micro_batch_size}")
+    if lo.num_processes < 1:
+        bad("training.lora.num_processes", f"must be at least 1, got {lo.num_processes}")
+    if lo.batch_size % (lo.micro_batch_size * lo.num_processes):
+        bad("training.lora.batch_size", f"{lo.batch_size} is not a multiple of micro_batch_size x num_processes "
+                                        f"= {lo.micro_batch_size * lo.num_processes}")
+    if lo.num_processes > 1 and p.scoring.device_map:
+        bad("scoring.device_map", "a model spread over GPUs (device_map) cannot also be trained data-parallel "
+                                  "(training.lora.num_processes > 1)")
     if not 0 <= lo.warmup_ratio < 1:
         bad("training.lora.warmup_ratio", f"must be in [0, 1), got {lo.warmup_ratio}")
     if lo.scheduler not in ("linear", "cosine", "constant"):

@@ -105,7 +105,7 @@ class Study:
             self.release_models()  # one model in memory at a time
             s = self.params.scoring
             self._models[role] = load_model(self.params.model_spec(role), self.params.resolved_cache_dir(),
-                                            dtype=s.dtype, device=s.device)
+                                            dtype=s.dtype, device=s.device, device_map=s.device_map)
         return self._models[role]
 
     def release_models(self) -> None:
@@ -160,39 +160,67 @@ class Study:
         so that methods differ in their training rows only, never in their regularisation."""
         from .learners import HeadLearner
 
-        prompts, targets, weights = self._training_data("naive")
+        prompts, targets, weights = self.training_data("strong", "naive")
         learner = HeadLearner(self.scorer("strong"), self.params.head_settings("strong"), self.run_dir, self.n_options)
         l2 = learner.choose_l2(prompts, targets, weights, "naive: features")
         self._write_json("trained/strong/l2.json", {"l2": l2, "chosen_on": "naive", "grid": list(learner.settings.l2_grid)})
         return l2
 
-    def _training_data(self, method: str):
-        """(prompts, listing-position targets, weights) of ``method``'s rows."""
-        rows = self.training_rows(method)
+    def training_data(self, role: str, name: str):
+        """(prompts, listing-position targets, weights) that ``role`` trains ``name`` on: the weak
+        supervisor on A's canonical prompts with the ground truth, the strong model on a method's rows."""
+        if role == "weak":
+            if name != "supervisor":
+                raise ValueError(f"the weak model trains only the supervisor, not {name!r}")
+            prompts = self.canonical_prompts("A")
+            targets = np.array([p.position_of(q.answer) for p, q in zip(prompts, self.splits["A"])])
+            return prompts, targets, np.ones(len(prompts))
+        rows = self.training_rows(name)
         views = self.params.training.views
         prompts = [self.prompt(q, v if views == "variations" else 0) for q, v in zip(rows["qid"], rows["variation"])]
         targets = np.array([p.position_of(int(t)) for p, t in zip(prompts, rows["target"])])
         return prompts, targets, rows["weight"].to_numpy(float)
 
-    def _fit(self, role: str, name: str, prompts: list[Prompt], targets: np.ndarray, weights: np.ndarray):
-        learner = self.learner(role)
-        fingerprint = digest({"model": self.model_id(role), "learner": learner.describe(), "seed": self.params.seed,
-                              "texts": [p.text for p in prompts], "targets": targets.tolist(),
-                              "weights": np.round(weights, 12).tolist()})
-        return learner.fit(name, prompts, targets, weights, fingerprint)
+    def fingerprint(self, role: str, name: str) -> str:
+        """What a trained head or adapter depends on: model, learner settings, seed and training rows."""
+        prompts, targets, weights = self.training_data(role, name)
+        return digest({"model": self.model_id(role), "learner": self.learner(role).describe(), "seed": self.params.seed,
+                       "texts": [p.text for p in prompts], "targets": targets.tolist(),
+                       "weights": np.round(weights, 12).tolist()})
+
+    def train(self, role: str, name: str):
+        """Train (or reload) ``role``'s ``name`` in this process; returns its predictor."""
+        prompts, targets, weights = self.training_data(role, name)
+        return self.learner(role).fit(name, prompts, targets, weights, self.fingerprint(role, name))
+
+    def _fit(self, role: str, name: str):
+        """A predictor for ``role``'s ``name``, trained here or -- LoRA with
+        ``training.lora.num_processes`` > 1 -- by ``accelerate launch`` in a subprocess, whose saved
+        adapter is then loaded (the fingerprint tells that it is the one asked for)."""
+        lora = self.params.training.lora
+        if self.params.training.mode == "lora" and lora.num_processes > 1:
+            from .learners import is_trained
+
+            fp = self.fingerprint(role, name)
+            folder = self.run_dir / "trained" / role / name
+            if not is_trained(folder, fp):
+                self.release_models()
+                launch_training(self, role, name)
+            if not is_trained(folder, fp):
+                raise RuntimeError(f"accelerate launch finished without saving {folder}")
+        return self.train(role, name)
 
     # ------------------------------------------------------------------ step 1: weak supervisor
 
     def weak_supervisor(self) -> dict:
         """Train W on split A with ground truth; its accuracy on C. Saved to ``weak_supervisor.json``."""
-        prompts = self.canonical_prompts("A")
-        targets = np.array([p.position_of(q.answer) for p, q in zip(prompts, self.splits["A"])])
-        predictor = self._fit("weak", "supervisor", prompts, targets, np.ones(len(prompts)))
+        predictor = self._fit("weak", "supervisor")
         test = self.canonical_prompts("C")
         pred = self._choices(test, predictor.logprobs(test, "test split C"))
         gold = np.array([q.answer for q in self.splits["C"]])
         predictor.close()
-        out = {"accuracy": accuracy(pred, gold), "zero_shot_accuracy": self.zero_shot_accuracy("weak"), "n_train": len(prompts),
+        out = {"accuracy": accuracy(pred, gold), "zero_shot_accuracy": self.zero_shot_accuracy("weak"),
+               "n_train": len(self.splits["A"]),
                "predictions": pred.tolist()}
         self._write_json("weak_supervisor.json", out)
         return out
@@ -233,8 +261,7 @@ class Study:
                       "texts": [p.text for p in prompts]})
 
         def compute() -> pd.DataFrame:
-            targets = np.array([p.position_of(q.answer) for p, q in zip(a_prompts, self.splits["A"])])
-            predictor = self._fit("weak", "supervisor", a_prompts, targets, np.ones(len(a_prompts)))
+            predictor = self._fit("weak", "supervisor")
             lp = predictor.logprobs(prompts, f"weak labels, {len(prompts)} prompts")
             predictor.close()
             recs = []
@@ -287,8 +314,7 @@ class Study:
         (its label found by text), so the K rows of a question differ only in label and weight.
         """
         rows = self.training_rows(method)
-        prompts, targets, weights = self._training_data(method)
-        predictor = self._fit("strong", method, prompts, targets, weights)
+        predictor = self._fit("strong", method)
         test = self.canonical_prompts("C")
         pred = self._choices(test, predictor.logprobs(test, "test split C"))
         predictor.close()
@@ -363,6 +389,30 @@ class Study:
         path = self.run_dir / rel_path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(obj, indent=2, allow_nan=True) + "\n")
+
+
+def launch_command(study: Study, role: str, name: str) -> list[str]:
+    """``accelerate launch`` of ``relalign train`` for one LoRA training run on several processes."""
+    import sys
+
+    lora = study.params.training.lora
+    params_file = study.run_dir / "params.yaml"
+    if not params_file.is_file():
+        import yaml
+
+        params_file.write_text(yaml.safe_dump(study.params.to_dict(), sort_keys=False))
+    return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(lora.num_processes),
+            *lora.launch_args, "-m", "relalign.cli", "train", str(params_file), "--run-dir", str(study.run_dir),
+            "--role", role, "--name", name]
+
+
+def launch_training(study: Study, role: str, name: str) -> None:
+    """Run :func:`launch_command` and wait; its output streams through (a notebook shows it)."""
+    cmd = launch_command(study, role, name)
+    print("launching:", " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"accelerate launch exited with status {proc.returncode}: {' '.join(cmd)}")
 
 
 def provenance(seconds: float | None = None) -> dict:

@@ -60,3 +60,37 @@ def test_mixed_option_counts_rejected(tiny_model):
         score_prompts(model, tok, _prompts()[:1] + [render(q2)], progress=False)
     with pytest.raises(ValueError, match="no prompts"):
         score_prompts(model, tok, [], progress=False)
+
+
+def test_shared_prefix_scoring_equals_the_plain_pass(tiny_model):
+    from relalign.prompts import permutation_variations
+    import random
+
+    model, tok = tiny_model
+    qs = [
+        Question("a", "Question: what is the largest planet ?", ("jupiter", "mars", "earth moon", "venus"), 0,
+                 instruction="Answer the science question ."),
+        Question("b", "Question: what is heat of the sun number 7 ?", ("light", "energy", "gas", "iron gold salt"), 1),
+        Question("c", "Question: what is water ?", ("ice", "fire", "rock", "atom"), 0),
+    ]
+    prompts = [render(q, o) for q in qs for o in permutation_variations(4, 5, random.Random(q.qid))]
+    plain = score_prompts(model, tok, prompts, progress=False)
+    for budget in (40, 10_000):  # several batches, and one
+        shared = score_prompts(model, tok, prompts, shared_prefix=True, max_tokens_per_batch=budget, progress=False)
+        for name in ("letter_logprob", "option_logprob", "option_ntokens", "option_hidden", "last_hidden"):
+            np.testing.assert_allclose(getattr(shared, name), getattr(plain, name), atol=1e-4, err_msg=name)
+
+
+def test_shared_prefix_groups_stop_at_the_listing(tiny_model):
+    from relalign.scoring import _shared_prefix_groups
+
+    _, tok = tiny_model
+    q = Question("a", "Question: what is water ?", ("ice", "fire", "rock", "atom"), 0)
+    other = Question("b", "Question: what is fire ?", ("ice", "fire", "rock", "atom"), 0)
+    prompts = [render(q), render(q, (1, 0, 2, 3)), render(other), render(q)]
+    enc = tok([p.text for p in prompts], return_offsets_mapping=True)
+    groups = _shared_prefix_groups(enc["input_ids"], enc["offset_mapping"], prompts)
+    assert [g for g, _ in groups] == [[0, 1], [2], [3]]
+    n = groups[0][1]
+    assert tok.decode(enc["input_ids"][0][:n]).strip().endswith("?")
+    assert groups[1][1] == 0 and groups[2][1] == 0  # alone: no prefix to share

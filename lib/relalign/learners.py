@@ -122,7 +122,7 @@ class LoraPredictor:
 
     def logprobs(self, prompts, desc="predict"):
         sp = score_prompts(self.model, self.tokenizer, prompts, keep_hidden=False,
-                           max_tokens_per_batch=self.batch_tokens, progress=desc)
+                           max_tokens_per_batch=self.batch_tokens, shared_prefix=True, progress=desc)
         return _log_softmax(sp.letter_logprob)
 
     def close(self):

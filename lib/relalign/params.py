@@ -108,6 +108,7 @@ class TrainingParams:
 @dataclass
 class ScoringParams:
     max_tokens_per_batch: int = 512
+    shared_prefix: bool = True  # the K variations of a question run their common prefix once
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     device_map: str | None = None  # "auto": spread a model that does not fit one GPU over all of them

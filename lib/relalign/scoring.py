@@ -93,6 +93,89 @@ def _body(model):
     return model.get_decoder() if hasattr(model, "get_decoder") else model.base_model
 
 
+def _listing_start(prompt: Prompt) -> int:
+    """Character offset where the lettered listing begins (the line of the first listed option)."""
+    first = min(s for s, _ in prompt.option_spans)
+    return prompt.text.rfind("\n", 0, first) + 1
+
+
+def _shared_prefix_groups(ids, offsets, prompts) -> list[tuple[list[int], int]]:
+    """Consecutive prompts that share their tokens up to the listing (the K variations of a
+    question): ``(members, prefix_length)``. A prompt without a shared prefix forms its own group
+    with prefix length 0."""
+    def prefix_len(i):
+        start = _listing_start(prompts[i])
+        n = 0
+        for a, b in offsets[i]:
+            if b > start or (b == a and n > 0):
+                break
+            n += 1
+        return n
+
+    groups: list[tuple[list[int], int]] = []
+    for i in range(len(ids)):
+        n = prefix_len(i)
+        if groups and groups[-1][1] > 0:
+            members, m = groups[-1]
+            j = members[0]
+            if n == m and ids[i][:n] == ids[j][:n] and len(ids[i]) > n:
+                members.append(i)
+                continue
+        groups.append(([i], n if len(ids[i]) > n else 0))
+    return [(g, n if len(g) > 1 else 0) for g, n in groups]
+
+
+class _Forward:
+    """Hidden states of a batch, looked up by (prompt, token position)."""
+
+    def __init__(self, body, ids, batch_groups, pad_id, device, shared: bool):
+        self.where: dict[tuple[int, int], tuple[int, int]] = {}
+        rows = [i for g, _ in batch_groups for i in g]
+        if not shared:
+            L = max(len(ids[i]) for i in rows)
+            inp = torch.full((len(rows), L), pad_id, dtype=torch.long)
+            att = torch.zeros((len(rows), L), dtype=torch.long)
+            for r, i in enumerate(rows):
+                inp[r, : len(ids[i])] = torch.tensor(ids[i])
+                att[r, : len(ids[i])] = 1
+            self.hidden = body(input_ids=inp.to(device), attention_mask=att.to(device)).last_hidden_state
+            self.offset = {i: (r, 0) for r, i in enumerate(rows)}
+            return
+        # 1) each group's shared prefix once, left-padded, with its cache
+        P = max(n for _, n in batch_groups)
+        pre = torch.full((len(batch_groups), P), pad_id, dtype=torch.long)
+        pre_att = torch.zeros((len(batch_groups), P), dtype=torch.long)
+        for g, (members, n) in enumerate(batch_groups):
+            pre[g, P - n:] = torch.tensor(ids[members[0]][:n])
+            pre_att[g, P - n:] = 1
+        pre_pos = (pre_att.cumsum(1) - 1).clamp(min=0)
+        out = body(input_ids=pre.to(device), attention_mask=pre_att.to(device), position_ids=pre_pos.to(device),
+                   use_cache=True)
+        cache = out.cache if hasattr(out, "cache") else out.past_key_values
+        # 2) every member's suffix on top of a copy of its group's cache
+        owner = torch.tensor([g for g, (members, _) in enumerate(batch_groups) for _ in members])
+        cache.batch_select_indices(owner.to(device))
+        plen = [n for members, n in batch_groups for _ in members]
+        S = max(len(ids[i]) - n for i, n in zip(rows, plen))
+        suf = torch.full((len(rows), S), pad_id, dtype=torch.long)
+        suf_att = torch.zeros((len(rows), S), dtype=torch.long)
+        for r, (i, n) in enumerate(zip(rows, plen)):
+            suf[r, : len(ids[i]) - n] = torch.tensor(ids[i][n:])
+            suf_att[r, : len(ids[i]) - n] = 1
+        suf_pos = torch.tensor(plen)[:, None] + torch.arange(S)[None, :]
+        att = torch.cat([pre_att[owner], suf_att], dim=1)
+        self.hidden = body(input_ids=suf.to(device), attention_mask=att.to(device), position_ids=suf_pos.to(device),
+                           cache=cache, use_cache=True).last_hidden_state
+        self.offset = {i: (r, n) for r, (i, n) in enumerate(zip(rows, plen))}
+
+    def index(self, i: int, t: int) -> tuple[int, int]:
+        """(row, column) of prompt i's token position t in ``self.hidden``."""
+        r, n = self.offset[i]
+        if t < n:
+            raise ValueError("a read position fell inside the shared prefix")
+        return r, t - n
+
+
 @torch.inference_mode()
 def score_prompts(
     model,
@@ -101,12 +184,18 @@ def score_prompts(
     *,
     keep_hidden: bool = True,
     max_tokens_per_batch: int = 4096,
+    shared_prefix: bool = False,
     progress: bool | str = True,
 ) -> ScoredPrompts:
     """Score every prompt's options in length-sorted, padded batches.
 
-    ``max_tokens_per_batch`` bounds padded batch size x length, which keeps memory flat and
+    ``max_tokens_per_batch`` bounds the padded tokens of a batch, which keeps memory flat and
     wastes little on padding because batches are built from prompts of similar length.
+
+    ``shared_prefix``: consecutive prompts that are the same up to their option listing (the K
+    variations of one question) run their common prefix once and branch from its key/value cache;
+    the results equal the plain pass's. Models whose cache cannot be copied across the batch fall
+    back to the plain pass.
     """
     if not prompts:
         raise ValueError("no prompts to score")
@@ -129,14 +218,16 @@ def score_prompts(
     opt_h = np.zeros((n, m, d), np.float32) if keep_hidden else None
     last_h = np.zeros((n, d), np.float32) if keep_hidden else None
 
-    order = sorted(range(n), key=lambda i: len(ids[i]))
-    batches: list[list[int]] = []
-    cur: list[int] = []
-    for i in order:
-        if cur and (len(cur) + 1) * len(ids[i]) > max_tokens_per_batch:
+    groups = _shared_prefix_groups(ids, enc["offset_mapping"], prompts) if shared_prefix else [([i], 0) for i in range(n)]
+
+    batches: list[list[tuple[list[int], int]]] = []
+    cur: list = []
+    for g in sorted(groups, key=lambda g: max(len(ids[i]) for i in g[0])):
+        width = max(len(ids[i]) for i in g[0])
+        if cur and (sum(len(x[0]) for x in cur) + len(g[0])) * width > max_tokens_per_batch:
             batches.append(cur)
             cur = []
-        cur.append(i)
+        cur.append(g)
     if cur:
         batches.append(cur)
 
@@ -144,24 +235,29 @@ def score_prompts(
     body = _body(model)
     desc = progress if isinstance(progress, str) else "scoring prompts"
     with tqdm(total=n, desc=desc, disable=not progress, unit="prompt") as bar:
-        for batch in batches:
-            L = max(len(ids[i]) for i in batch)
-            inp = torch.full((len(batch), L), pad_id, dtype=torch.long)
-            att = torch.zeros((len(batch), L), dtype=torch.long)
-            for r, i in enumerate(batch):
-                inp[r, : len(ids[i])] = torch.tensor(ids[i])
-                att[r, : len(ids[i])] = 1
-            hidden = body(input_ids=inp.to(device), attention_mask=att.to(device)).last_hidden_state
+        for batch_groups in batches:
+            shared = shared_prefix and any(pre > 0 for _, pre in batch_groups)
+            if shared and any(pre == 0 for _, pre in batch_groups):
+                shared = False  # a batch is either all shared or all plain
+            try:
+                fwd = _Forward(body, ids, batch_groups, pad_id, device, shared)
+            except (AttributeError, NotImplementedError, TypeError):
+                if not shared:
+                    raise
+                fwd = _Forward(body, ids, batch_groups, pad_id, device, False)
+            batch = [i for g, _ in batch_groups for i in g]
             # Gather the positions whose logits are read: position t-1 predicts token t.
             rows, pos, targets, owner = [], [], [], []
-            for r, i in enumerate(batch):
-                last = len(ids[i]) - 1
-                rows.append(r), pos.append(last), targets.append(-1), owner.append((i, -1))
+            for i in batch:
+                r, c = fwd.index(i, len(ids[i]) - 1)
+                rows.append(r), pos.append(c), targets.append(-1), owner.append((i, -1))
                 for j, toks in enumerate(spans[i]):
                     for t in toks:
                         if t == 0:
                             continue  # a first token has no prediction; never the case after a prompt
-                        rows.append(r), pos.append(t - 1), targets.append(ids[i][t]), owner.append((i, j))
+                        r, c = fwd.index(i, t - 1)
+                        rows.append(r), pos.append(c), targets.append(ids[i][t]), owner.append((i, j))
+            hidden = fwd.hidden
             sel = hidden[torch.tensor(rows, device=device), torch.tensor(pos, device=device)]
             logp = torch.log_softmax(output_logits(model, sel), dim=-1).cpu()
             tgt = torch.tensor(targets)
@@ -176,9 +272,11 @@ def score_prompts(
                     opt_nt[i, j] += 1
             if keep_hidden:
                 h = hidden.float().cpu()
-                for r, i in enumerate(batch):
-                    last_h[i] = h[r, len(ids[i]) - 1].numpy()
+                for i in batch:
+                    r, c = fwd.index(i, len(ids[i]) - 1)
+                    last_h[i] = h[r, c].numpy()
                     for j, toks in enumerate(spans[i]):
-                        opt_h[i, j] = h[r, toks].mean(0).numpy()
+                        idx = [fwd.index(i, t)[1] for t in toks]
+                        opt_h[i, j] = h[r, idx].mean(0).numpy()
             bar.update(len(batch))
     return ScoredPrompts(letter_lp, opt_lp, opt_nt, opt_h, last_h)

@@ -131,6 +131,7 @@ class Study:
                 model, tok = self.model(role)
                 return score_prompts(model, tok, [prompts[i] for i in positions],
                                      max_tokens_per_batch=self.params.scoring.max_tokens_per_batch,
+                                     shared_prefix=self.params.scoring.shared_prefix,
                                      progress=f"{role} model: {desc}").as_dict()
 
             keys = [digest([p.text, p.option_spans]) for p in prompts]

@@ -107,3 +107,33 @@ def _merge(base: dict, changes: dict) -> None:
             _merge(base[k], v)
         else:
             base[k] = v
+
+
+def _write_ethics(folder: Path, n: int, seed: int, name: str) -> None:
+    import csv
+
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / name, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["label", "input", "is_short", "edited"])
+        for i in range(n):
+            short = i % 4 != 0
+            text = f"I {rng.choice(WORDS)} the {rng.choice(WORDS)} number {i}." if short else \
+                " ".join(rng.choice(WORDS) for _ in range(40)) + f" AITA {i}?"
+            w.writerow([i % 2, text, str(short), "False"])
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory) -> Path:
+    """A folder laid out like the shared data folder (RELALIGN_DATA), with synthetic files:
+    ethics/commonsense/cm_test.csv and cm_test_hard.csv, gsm8k/train.jsonl and test.jsonl."""
+    root = tmp_path_factory.mktemp("data")
+    _write_ethics(root / "ethics" / "commonsense", 40, 0, "cm_test.csv")
+    _write_ethics(root / "ethics" / "commonsense", 40, 1, "cm_test_hard.csv")
+    (root / "gsm8k").mkdir()
+    for split, n in (("train", 40), ("test", 10)):
+        with open(root / "gsm8k" / f"{split}.jsonl", "w") as f:
+            for i in range(n):
+                f.write(json.dumps({"question": f"What is {i} plus {i}?", "answer": f"{i} + {i} = {2 * i}\n#### {2 * i}"}) + "\n")
+    return root

@@ -10,6 +10,9 @@ PARAMS = Path(__file__).resolve().parents[1] / "params"
 # dataset -> (K, T, max_length, (A, B, C) pools and sizes) from the reference setup
 REFERENCE = {
     "hellaswag": (5, 0.2, 512, {"A": ("train", 5000), "B": ("validation", 5000), "C": ("validation", 5000)}),
+    "ethics": (2, 1.0, 1600, {"A": ("train", 6955), "B": ("train", 6955), "C": ("test", None)}),
+    "mmlu": (5, 0.2, 512, {"A": ("dev", None), "B": ("validation", None), "C": ("test", None)}),
+    "gsm8k": (5, 0.2, 512, {"A": ("train", None, [0, 3736]), "B": ("train", None, [3736, 7473]), "C": ("test", None)}),
 }
 
 
@@ -18,7 +21,7 @@ def test_paper_params_match_the_reference_setup(dataset):
     p = load_params(PARAMS / f"{dataset}.yaml")
     k, t, max_length, splits = REFERENCE[dataset]
     assert p.data.dataset == dataset and p.data.source == "hub"
-    assert {s: (v.pool, v.n) for s, v in p.data.splits.items()} == splits
+    assert {s: (v.pool, v.n, v.rows) if v.rows else (v.pool, v.n) for s, v in p.data.splits.items()} == splits
     assert (p.reliability.k, p.reliability.temperature, p.reliability.percentile) == (k, t, 50)
     assert p.weak.model.source == "hub" and p.weak.model.id == "meta-llama/Llama-2-7b-chat-hf"
     assert p.strong.model.source == "hub" and p.strong.model.id == "mistralai/Mistral-7B-Instruct-v0.2"

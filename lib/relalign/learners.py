@@ -159,7 +159,8 @@ class LoraLearner:
         base, tok = self.load_model()
         if self.lora.gradient_checkpointing:
             base.enable_input_require_grads()  # checkpointed LoRA needs gradients flowing into the inputs
-        answers = [answer_text(p, int(t)) for p, t in zip(prompts, targets)]
+        # A target is a listing position (choice tasks) or the answer text itself (open tasks).
+        answers = [" " + t.strip() if isinstance(t, str) else answer_text(p, int(t)) for p, t in zip(prompts, targets)]
         rows = encode_rows(tok, [p.text for p in prompts], answers, weights, self.lora.max_length)
         config = LoraConfig(
             r=self.lora.r,

@@ -54,8 +54,9 @@ def target_modules_for(model, override: Sequence[str] | None = None) -> list[str
 
 
 def answer_text(prompt: Prompt, position: int) -> str:
-    """What the model is trained to write after the prompt: the letter, then the option's text."""
-    return f" {prompt.letters[position]}. {prompt.listed[position]}"
+    """What the model is trained to write after the prompt (the letter and the option's text, or
+    the option's word)."""
+    return prompt.answer_text(position)
 
 
 def encode_rows(tokenizer, prompts: Sequence[str], answers: Sequence[str], weights: Sequence[float], max_length: int) -> list[dict]:

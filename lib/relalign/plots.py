@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-__all__ = ["save", "accuracy_by_entropy", "reliability_heatmap", "entropy_histogram", "method_comparison"]
+__all__ = ["save", "accuracy_by_entropy", "reliability_heatmap", "entropy_histogram", "method_comparison", "summary_figure"]
 
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -111,4 +111,38 @@ def weight_distribution(table: pd.DataFrame) -> plt.Figure:
                  hue_order=["weak label right", "weak label wrong"], palette=["tab:green", "tab:red"], ax=ax)
     ax.set(xlabel="row weight r(a_k|x)", ylabel="rows of B", title="Row weights of right and wrong weak labels")
     fig.tight_layout()
+    return fig
+
+
+METHOD_ORDER = ["weak", "naive", "filtering", "filtering_sampled", "reweighting", "reweighting_sampled", "ceiling"]
+
+
+def summary_figure(long: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
+    """Across datasets: accuracy and PGR per method, and the AUROC of the two reliability scores."""
+    long = long.assign(label=long["dataset"] + "/" + long["run"])
+    order = [m for m in METHOD_ORDER if m in set(long["method"])] + sorted(set(long["method"]) - set(METHOD_ORDER))
+    palette = dict(zip(order, sns.color_palette(n_colors=len(order))))  # one colour per method in every panel
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4), gridspec_kw={"width_ratios": [3, 3, 1.6]})
+    sns.barplot(data=long, x="label", y="accuracy", hue="method", hue_order=order, palette=palette, ax=axes[0])
+    axes[0].set(xlabel="", ylabel="accuracy on C", ylim=(0, 1), title="Accuracy by method")
+    pgr = long[~long["method"].isin(["weak", "ceiling"])]
+    sns.barplot(data=pgr, x="label", y="pgr", hue="method", hue_order=[m for m in order if m not in ("weak", "ceiling")],
+                palette=palette, ax=axes[1])
+    axes[1].axhline(0, color="black", lw=0.8)
+    axes[1].axhline(1, color="tab:green", ls=":", lw=1)
+    axes[1].set(xlabel="", ylabel="PGR", title="Performance gap recovered (1 = ceiling)")
+    auroc = runs.assign(label=runs["dataset"] + "/" + runs["run"]).melt(
+        id_vars="label", value_vars=["entropy_auroc", "reliability_auroc"], var_name="score", value_name="AUROC")
+    sns.barplot(data=auroc, x="label", y="AUROC", hue="score", ax=axes[2])
+    axes[2].axhline(0.5, color="black", ls="--", lw=0.8)
+    axes[2].set(xlabel="", ylim=(0, 1), title="Wrong vs right weak labels")
+    for ax in axes:
+        for label in ax.get_xticklabels():
+            label.set(rotation=25, ha="right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[0].get_legend().remove()
+    axes[1].get_legend().remove()
+    axes[2].legend(fontsize=7, loc="lower right")
+    fig.legend(handles, labels, loc="lower center", ncols=len(labels), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig

@@ -150,6 +150,31 @@ def run(
     return out
 
 
+SUMMARY_NOTEBOOK = "07_summary"
+
+
+def run_summary(results_root: str | Path | None = None, out: str | Path | None = None, kernel_name: str = "python3") -> Path:
+    """Execute notebook 07 over the finished runs under ``results_root`` (default results/), into
+    ``out`` (default ``<results_root>/summary``); returns the executed notebook's path."""
+    import papermill as pm
+
+    root = Path(results_root or REPO_ROOT / "results").resolve()
+    out = Path(out or root / "summary").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    nb = out / f"{SUMMARY_NOTEBOOK}.ipynb"
+    try:
+        pm.execute_notebook(
+            str(NOTEBOOK_DIR / f"{SUMMARY_NOTEBOOK}.ipynb"), str(nb),
+            parameters={"results_root": _for_notebook(root), "out_dir": _for_notebook(out)},
+            kernel_name=kernel_name, cwd=str(NOTEBOOK_DIR), progress_bar=False,
+            kernel_manager_class=IPCKernelManager.get(),
+        )
+    except pm.PapermillExecutionError as e:
+        raise RunFailed(f"{SUMMARY_NOTEBOOK} failed: {e.ename}: {e.evalue} (see {nb})") from None
+    _relative_metadata(nb)
+    return nb
+
+
 def markdown_table(run_dir: str | Path) -> str:
     """The final comparison table of a finished run as Markdown (README tables come from this)."""
     m = json.loads((Path(run_dir) / "metrics.json").read_text())

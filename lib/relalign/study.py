@@ -35,7 +35,7 @@ from .cache import Cache, digest
 from .data import drop_long, load_pools, make_splits
 from .evaluation import accuracy, error_auroc, label_quality, method_table
 from .params import REPO_ROOT, Params, load_params
-from .prompts import Prompt, Question
+from .prompts import LETTERS, Prompt, Question
 from .selection import SelectionSettings, build_training_set, entropy_threshold, kept_by_entropy
 
 PROMPT_FORMAT = 1  # bump when prompts.render changes, so cached scores are not reused
@@ -98,7 +98,7 @@ class Study:
         qs = [q for split in self.splits.values() for q in split]
         if all(q.style == "words" for q in qs):
             return ["/".join(dict.fromkeys(q.choices[i] for q in qs)) for i in range(self.n_options)]
-        return [chr(ord("A") + i) for i in range(self.n_options)]
+        return list(LETTERS[: self.n_options])
 
     def canonical_prompts(self, split: str) -> list[Prompt]:
         return [self.adapter.render(q) for q in self.splits[split]]
@@ -110,7 +110,7 @@ class Study:
     def describe_variation(self, qid: str, variation: int) -> str:
         """One line saying what variation ``variation`` of a question changes."""
         pr = self.prompt(qid, variation)
-        return f"order {pr.order}:  " + " | ".join(f"{l}. {t}" if l != t else t for l, t in zip(pr.letters, pr.listed))
+        return f"order {pr.order}:  " + " | ".join(pr.answer_text(j)[1:] for j in range(len(pr.listed)))
 
     @cached_property
     def variation_orders(self) -> dict[str, list[tuple[int, ...]]]:
@@ -241,16 +241,20 @@ class Study:
 
     # ------------------------------------------------------------------ step 1: weak supervisor
 
-    def weak_supervisor(self) -> dict:
-        """Train W on split A with ground truth; its accuracy on C. Saved to ``weak_supervisor.json``."""
-        predictor = self._fit("weak", "supervisor")
+    def test_predictions(self, role: str, name: str) -> tuple[float, list]:
+        """(accuracy on C, predictions) of ``role``'s model trained as ``name``: the chosen option
+        of each question of C."""
+        predictor = self._fit(role, name)
         test = self.canonical_prompts("C")
         pred = self._choices(test, predictor.logprobs(test, "test split C"))
-        gold = np.array([q.answer for q in self.splits["C"]])
         predictor.close()
-        out = {"accuracy": accuracy(pred, gold), "zero_shot_accuracy": self.zero_shot_accuracy("weak"),
-               "n_train": len(self.splits["A"]),
-               "predictions": pred.tolist()}
+        return accuracy(pred, [q.answer for q in self.splits["C"]]), pred.tolist()
+
+    def weak_supervisor(self) -> dict:
+        """Train W on split A with ground truth; its accuracy on C. Saved to ``weak_supervisor.json``."""
+        acc, pred = self.test_predictions("weak", "supervisor")
+        out = {"accuracy": acc, "zero_shot_accuracy": self.zero_shot_accuracy("weak"),
+               "n_train": len(self.splits["A"]), "predictions": pred}
         self._write_json("weak_supervisor.json", out)
         return out
 
@@ -343,23 +347,22 @@ class Study:
         (its label found by text), so the K rows of a question differ only in label and weight.
         """
         rows = self.training_rows(method)
-        predictor = self._fit("strong", method)
-        test = self.canonical_prompts("C")
-        pred = self._choices(test, predictor.logprobs(test, "test split C"))
-        predictor.close()
-        gold = np.array([q.answer for q in self.splits["C"]])
-        quality = label_quality(rows, pd.Series({q.qid: q.answer for q in self.splits["B"]}))
-        out = {"method": method, "accuracy": accuracy(pred, gold), "n_train": len(rows),
+        acc, pred = self.test_predictions("strong", method)
+        quality = self.label_quality(rows)
+        out = {"method": method, "accuracy": acc, "n_train": len(rows),
                "n_questions": quality["questions"], "sum_weights": quality["sum_weights"],
                "label_accuracy": quality["label_accuracy"],
-               "weighted_label_accuracy": quality["weighted_label_accuracy"], "predictions": pred.tolist()}
+               "weighted_label_accuracy": quality["weighted_label_accuracy"], "predictions": pred}
         self._write_json(f"methods/{method}.json", out)
         return out
 
+    def label_quality(self, rows: pd.DataFrame) -> dict:
+        """Size and label accuracy of a set of training rows of B (:func:`evaluation.label_quality`)."""
+        return label_quality(rows, pd.Series({q.qid: q.answer for q in self.splits["B"]}))
+
     def training_sets(self, methods: Sequence[str]) -> pd.DataFrame:
         """Size and label quality of each method's training set (one row per method)."""
-        gold = pd.Series({q.qid: q.answer for q in self.splits["B"]})
-        return pd.DataFrame.from_dict({m: label_quality(self.training_rows(m), gold) for m in methods}, orient="index")
+        return pd.DataFrame.from_dict({m: self.label_quality(self.training_rows(m)) for m in methods}, orient="index")
 
     def train_methods(self, methods: Sequence[str]) -> pd.DataFrame:
         """Train S for each method (reusing what is already trained); accuracy on C and rows."""

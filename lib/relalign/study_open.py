@@ -103,7 +103,7 @@ class OpenStudy(Study):
         prompts = [self.prompt(q, v if views == "variations" else 0) for q, v in zip(rows["qid"], rows["variation"])]
         return prompts, rows["target"].to_numpy(dtype=object), rows["weight"].to_numpy(float)
 
-    def _label_quality(self, rows: pd.DataFrame) -> dict:
+    def label_quality(self, rows: pd.DataFrame) -> dict:
         """A row's label is right when its final number is the true one."""
         gold = {q.qid: q.final for q in self.splits["B"]}
         right = np.array([parse_number(t) == gold[q] for q, t in zip(rows["qid"], rows["target"])])
@@ -111,13 +111,10 @@ class OpenStudy(Study):
 
     # ------------------------------------------------------------------ steps
 
-    def weak_supervisor(self) -> dict:
-        texts = self.generate("weak", "supervisor", self.canonical_prompts("C"), "test split C")
-        acc, parsed = self._accuracy(texts, self.splits["C"])
-        out = {"accuracy": acc, "zero_shot_accuracy": self.zero_shot_accuracy("weak"),
-               "n_train": len(self.splits["A"]), "predictions": parsed}
-        self._write_json("weak_supervisor.json", out)
-        return out
+    def test_predictions(self, role: str, name: str) -> tuple[float, list]:
+        """(accuracy on C, the parsed final numbers) of ``role``'s model trained as ``name``."""
+        texts = self.generate(role, name, self.canonical_prompts("C"), "test split C")
+        return self._accuracy(texts, self.splits["C"])
 
     def zero_shot_accuracy(self, role: str) -> float:
         texts = self.generate(role, None, self.canonical_prompts("C"), "test split C, untrained")
@@ -129,31 +126,24 @@ class OpenStudy(Study):
         solution text (cut after its final answer), ``gold_target`` the true solution."""
         k = self.params.reliability.k
         sampling = self.params.generation.variations == "sampling"
+        rows = [(q, v) for v in range(k) for q in self.splits["B"]]
+        prompts = [self.prompt(q.qid, v) for q, v in rows]
+        # One generation call per decoding: every greedy prompt together (the K templates, or the
+        # canonical prompt), then each sampled variation with its own seed.
+        by_decoding: dict[int | None, list[int]] = {}
+        for i, (_, v) in enumerate(rows):
+            by_decoding.setdefault(v if sampling and v > 0 else None, []).append(i)
+        texts: list[str] = [""] * len(rows)
+        for sample, idx in by_decoding.items():
+            desc = "weak labels" if sample is None else f"weak labels, sample {sample}"
+            for i, text in zip(idx, self.generate("weak", "supervisor", [prompts[i] for i in idx], desc, sample=sample)):
+                texts[i] = text
         recs = []
-        for v in range(k):
-            qs = self.splits["B"]
-            prompts = [self.prompt(q.qid, v) for q in qs]
-            texts = self.generate("weak", "supervisor", prompts, f"weak labels, variation {v}",
-                                  sample=v if sampling and v > 0 else None)
-            for q, text in zip(qs, texts):
-                number = parse_number(text)
-                recs.append({"qid": q.qid, "variation": v, "answer": number if number is not None else f"unparsed:{v}",
-                             "weak_target": trim_after_final(text), "gold_target": q.solution,
-                             "correct": number == q.final, "confidence": float("nan")})
+        for (q, v), text in zip(rows, texts):
+            number = parse_number(text)
+            recs.append({"qid": q.qid, "variation": v, "answer": number if number is not None else f"unparsed:{v}",
+                         "weak_target": trim_after_final(text), "gold_target": q.solution,
+                         "correct": number == q.final, "confidence": float("nan")})
         table = pd.DataFrame.from_records(recs).sort_values(["qid", "variation"], kind="stable").reset_index(drop=True)
         table.to_parquet(self.run_dir / "weak_labels.parquet", index=False)
         return table
-
-    def train_strong(self, method: str) -> dict:
-        rows = self.training_rows(method)
-        texts = self.generate("strong", method, self.canonical_prompts("C"), "test split C")
-        acc, parsed = self._accuracy(texts, self.splits["C"])
-        quality = self._label_quality(rows)
-        out = {"method": method, "accuracy": acc, "n_train": len(rows), "n_questions": quality["questions"],
-               "sum_weights": quality["sum_weights"], "label_accuracy": quality["label_accuracy"],
-               "weighted_label_accuracy": quality["weighted_label_accuracy"], "predictions": parsed}
-        self._write_json(f"methods/{method}.json", out)
-        return out
-
-    def training_sets(self, methods: Sequence[str]) -> pd.DataFrame:
-        return pd.DataFrame.from_dict({m: self._label_quality(self.training_rows(m)) for m in methods}, orient="index")

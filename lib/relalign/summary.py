@@ -1,5 +1,5 @@
 """Across datasets: collect the ``metrics.json`` of every finished run under ``results/`` into
-tables (no torch, no models), for notebook 07 and ``relalign batch``."""
+tables (no models are loaded), for notebook 07 and ``relalign batch``."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["find_runs", "methods_long", "runs_table", "effect_table"]
+from .evaluation import METHOD_ORDER
+from .params import Params
+from .runner import INCOMPLETE
 
-INCOMPLETE = "INCOMPLETE"  # the runner's marker of a run that has not finished
+__all__ = ["find_runs", "methods_long", "runs_table", "effect_table", "markdown_table", "scratch_dir"]
 
 
 def find_runs(results_root: str | Path) -> list[Path]:
@@ -69,13 +71,8 @@ def effect_table(long: pd.DataFrame, reference: str = "naive") -> pd.DataFrame:
 
 
 def scratch_dir() -> Path:
-    """Where notebook 07 writes when opened by hand (never results/): under the cache."""
-    import os
-
-    from .params import REPO_ROOT
-
-    env = os.environ.get("RELALIGN_CACHE")
-    return (Path(env) if env else REPO_ROOT / ".cache") / "notebooks" / "summary"
+    """Where notebook 07 writes when opened by hand (never results/): under the default cache."""
+    return Params().resolved_cache_dir() / "notebooks" / "summary"
 
 
 def markdown_table(runs: list[Path]) -> str:
@@ -84,8 +81,7 @@ def markdown_table(runs: list[Path]) -> str:
     long = methods_long(runs)
     table = runs_table(runs).set_index(["dataset", "run"])
     acc = long.pivot_table(index=["dataset", "run"], columns="method", values="accuracy")
-    methods = ["weak", "naive", "filtering", "filtering_sampled", "reweighting", "reweighting_sampled", "ceiling"]
-    methods = [m for m in methods if m in acc.columns]
+    methods = [m for m in METHOD_ORDER if m in acc.columns]
     head = ["run", "n C", *methods, "strong 0-shot", "AUROC H", "min"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for (dataset, run), row in acc.iterrows():

@@ -229,10 +229,16 @@ def test_gsm8k_runs_through_the_whole_study_by_generation(write_params, data_roo
         assert len({study.prompt(study.splits["B"][0].qid, v).text for v in range(5)}) == 1
         return
     summary = study.reliability_summary()
+    assert "filtering_prob" not in study.params.methods  # needs option probabilities: not for generation
+    assert set(summary["scores"]) == {"entropy", "reliability"}  # the count-based scores only
     for m in study.params.methods:
         study.train_strong(m)
+    sweep = study.threshold_sweep([0.5])
+    assert sweep["rows"].tolist()[0] == 20 and sweep["paper"].tolist() == [False, True]
     m = study.metrics(seconds=1.0)
     assert set(m["methods"]) == {"weak", *study.params.methods} and m["n"] == {"A": 12, "B": 8, "C": 6}
+    for name, bits in m["test_correct"].items():  # right = the true final number
+        assert bits.count("1") / 6 == pytest.approx(m["methods"][name]["accuracy"])
     ceiling = json.loads((study.run_dir / "methods" / "ceiling.json").read_text())
     assert ceiling["label_accuracy"] == 1.0  # the true solutions' final numbers are right
     assert 0 <= summary["kept_fraction"] <= 1

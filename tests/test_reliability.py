@@ -95,3 +95,37 @@ def test_question_table_adds_scores_per_row_in_place_order():
     assert t["entropy"].tolist() == pytest.approx([0, 0, math.log(2), math.log(2)])
     assert t["reliability"].tolist() == pytest.approx([1, 1, 0.5, 0.5])
     assert t["n_agree"].tolist() == [2, 2, 1, 1]
+
+
+def test_probability_scores_by_hand():
+    import numpy as np
+
+    from relalign.reliability import mean_probability, probability_entropy
+
+    probs = np.array([[0.8, 0.2, 0.0], [0.6, 0.4, 0.0], [0.1, 0.3, 0.6]])
+    # rows chose 0, 0, 2; mean distribution (0.5, 0.3, 0.2)
+    assert mean_probability(probs, [0, 0, 2]).tolist() == pytest.approx([0.5, 0.5, 0.2])
+    assert probability_entropy(probs) == pytest.approx(-(0.5 * math.log(0.5) + 0.3 * math.log(0.3) + 0.2 * math.log(0.2)))
+    assert probability_entropy(np.array([[1.0, 0.0]])) == 0.0
+    with pytest.raises(ValueError):
+        mean_probability(probs, [0, 1])
+
+
+def test_question_table_adds_probability_scores_only_where_probabilities_exist():
+    rows = [{"qid": "q", "variation": v, "answer": a, "weak_target": t, "probs": p}
+            for v, (a, t, p) in enumerate([("x", 0, [0.9, 0.1]), ("x", 0, [0.7, 0.3]), ("y", 1, [0.4, 0.6])])]
+    t = question_table(pd.DataFrame(rows), temperature=1.0)
+    assert t["mean_prob"].tolist() == pytest.approx([2 / 3, 2 / 3, 1 / 3])
+    assert t["prob_entropy"].nunique() == 1
+    plain = question_table(pd.DataFrame(rows).drop(columns=["probs"]), temperature=1.0)
+    assert "mean_prob" not in plain.columns
+
+
+def test_scores_as_probability_of_being_right():
+    from relalign.reliability import SCORES
+
+    t = pd.DataFrame({"entropy": [0.0, math.log(5)], "prob_entropy": [0.0, math.log(4)], "mean_prob": [0.9, 0.2]})
+    assert SCORES["entropy"].as_probability(t, k=5, n_options=4).tolist() == pytest.approx([1.0, 0.0])  # H max ln 4
+    assert SCORES["prob_entropy"].as_probability(t, k=5, n_options=4).tolist() == pytest.approx([1.0, 0.0])
+    assert SCORES["mean_prob"].as_probability(t, k=5, n_options=4).tolist() == [0.9, 0.2]
+    assert SCORES["entropy"].as_probability(t, k=5, n_options=None)[1] == pytest.approx(0.0)  # open task: ln K

@@ -33,6 +33,7 @@ def test_successful_run_writes_params_and_status(write_params, tmp_path, monkeyp
     assert not (out / INCOMPLETE).exists()
     status = json.loads((out / "run_status.json").read_text())
     assert status["status"] == "complete" and status["seconds"] > 0
+    assert status["peak_rss_gib"] > 0.01  # the kernels' peak memory
     resolved = load_params(out / "params.yaml")
     assert resolved.data.splits["C"].n == 8
     assert (out / "touched").read_text() == str(out / "params.yaml")  # outside the repository: absolute
@@ -67,6 +68,19 @@ def test_batch_continues_past_failures_and_prints_a_summary(write_params, tmp_pa
     assert "failed  " + str(invalid) in summary and "ok      " + str(good) in summary and "failed  " + str(missing) in summary
 
 
+def test_seeds_give_one_run_directory_each(write_params, tmp_path, monkeypatch, fake_notebooks, capsys):
+    from relalign.cli import main
+
+    monkeypatch.setattr(runner, "NOTEBOOKS", ("ok",))
+    params = write_params({"name": "good"}, name="good.yaml")
+    results = tmp_path / "results"
+    assert main(["batch", str(params), "--seeds", "0", "2", "--results", str(results), "--no-report"]) == 0
+    assert sorted(p.name for p in (results / "sciq").iterdir()) == ["good", "good-seed2"]
+    assert load_params(results / "sciq" / "good-seed2" / "params.yaml").seed == 2
+    assert main(["run", str(params), "--seeds", "0", "1", "--out", str(tmp_path / "one")]) == 2  # one dir, two seeds
+    assert "one seed at a time" in capsys.readouterr().err
+
+
 def test_failed_run_is_marked_incomplete(write_params, tmp_path, monkeypatch, fake_notebooks):
     monkeypatch.setattr(runner, "NOTEBOOKS", ("ok", "bad", "ok"))
     with pytest.raises(RunFailed, match="bad failed: RuntimeError: step failed"):
@@ -85,12 +99,16 @@ def test_the_real_notebooks_run_end_to_end_on_a_tiny_model(write_params, tmp_pat
     m = json.loads((out / "metrics.json").read_text())
     assert set(m) >= {"dataset", "weak_model", "strong_model", "seed", "n", "weak_label_accuracy", "reliability",
                       "methods", "params", "provenance"}
-    assert set(m["methods"]) == {"weak", "naive", "filtering", "filtering_sampled", "reweighting",
-                                 "reweighting_sampled", "ceiling"}
+    from relalign.selection import METHODS
+
+    assert set(m["methods"]) == {"weak", *METHODS}
+    assert set(m["test_correct"]) == {"weak", *METHODS} and len(m["sweep"]) == 11  # 10 fractions + the paper's
+    assert "mean_prob" in m["reliability"]["scores"]
     assert m["provenance"]["seconds"] > 0
     for name in runner.NOTEBOOKS:
         assert (out / f"{name}.ipynb").is_file()
-    assert {p.name for p in (out / "figures").glob("*.png")} >= {"accuracy_by_entropy.png", "methods.png"}
+    assert {p.name for p in (out / "figures").glob("*.png")} >= {"accuracy_by_entropy.png", "methods.png", "scores.png",
+                                                                "threshold_sweep.png"}
     printed = capsys.readouterr().out
     assert "ceiling" in printed and str(out) in printed
     # a second run of the same name refuses
@@ -101,5 +119,6 @@ def test_the_real_notebooks_run_end_to_end_on_a_tiny_model(write_params, tmp_pat
     assert (summary / "07_summary.ipynb").is_file() and (summary / "figures" / "summary.png").is_file()
     import pandas as pd
 
+    assert len(pd.read_csv(summary / "intervals.csv")) == 1 + len(METHODS)  # weak + every method, one seed
     runs = pd.read_csv(summary / "runs.csv")
     assert list(runs["dataset"]) == ["sciq"] and runs.loc[0, "naive"] == m["methods"]["naive"]["accuracy"]

@@ -94,3 +94,14 @@ def test_shared_prefix_groups_stop_at_the_listing(tiny_model):
     n = groups[0][1]
     assert tok.decode(enc["input_ids"][0][:n]).strip().endswith("?")
     assert groups[1][1] == 0 and groups[2][1] == 0  # alone: no prefix to share
+
+
+def test_letters_only_path_gives_the_same_letters_and_no_option_scores(tiny_model):
+    model, tok = tiny_model
+    prompts = _prompts()
+    full = score_prompts(model, tok, prompts, progress=False)
+    for shared in (False, True):
+        letters = score_prompts(model, tok, prompts, option_logprobs=False, shared_prefix=shared, progress=False)
+        np.testing.assert_allclose(letters.letter_logprob, full.letter_logprob, atol=1e-4)
+        assert np.isnan(letters.option_logprob).all()
+        assert (letters.option_ntokens == full.option_ntokens).all()

@@ -5,11 +5,16 @@ import pytest
 from relalign.reliability import question_table
 from relalign.selection import (
     METHODS,
+    PAPER_METHODS,
     SelectionSettings,
     build_training_set,
     entropy_threshold,
     kept_by_entropy,
+    kept_by_score,
+    kept_top,
+    method_spec,
     sample_rows,
+    sweep_name,
 )
 
 K = 5
@@ -89,4 +94,74 @@ def test_unknown_method_and_missing_columns():
         build_training_set("magic", t)
     with pytest.raises(ValueError):
         build_training_set("naive", t.drop(columns=["reliability"]))
-    assert set(METHODS) == {"naive", "ceiling", "filtering", "filtering_sampled", "reweighting", "reweighting_sampled"}
+    assert set(PAPER_METHODS) == {"naive", "ceiling", "filtering", "filtering_sampled", "reweighting",
+                                  "reweighting_sampled"} <= set(METHODS)
+    with pytest.raises(ValueError, match="mean_prob"):  # needs the weak model's probabilities
+        build_training_set("filtering_prob", t)
+    for bad in ("kept_000", "kept_1001", "kept_5"):
+        with pytest.raises(KeyError):
+            build_training_set(bad, t)
+
+
+def with_probs(t):
+    """The table of make_table with option probabilities: each variation puts 0.7 on its answer."""
+    recs = t.to_dict("records")
+    for r in recs:
+        p = np.full(5, 0.3 / 4)
+        p[r["weak_target"]] = 0.7
+        r["probs"] = p.tolist()
+    return question_table(pd.DataFrame(recs).drop(columns=["entropy", "reliability", "n_agree"]), temperature=0.2)
+
+
+def test_combined_method_is_filtering_rows_weighted_by_reliability():
+    t = make_table(PATTERNS)
+    comb = build_training_set("filtering_reweighting", t)
+    filt = build_training_set("filtering", t)
+    assert comb[["qid", "variation", "target"]].equals(filt[["qid", "variation", "target"]])
+    rel = t.set_index(["qid", "variation"])["reliability"]
+    assert np.allclose(comb["weight"], rel.loc[list(zip(comb["qid"], comb["variation"]))].to_numpy())
+    assert comb["weight"].sum() < filt["weight"].sum()
+
+
+def test_probability_filter_keeps_rows_at_or_above_the_median_mean_probability():
+    t = with_probs(make_table(PATTERNS))
+    rows = build_training_set("filtering_prob", t)
+    med = np.median(t["mean_prob"])
+    kept = t[t["mean_prob"] >= med - 1e-12]
+    assert len(rows) == len(kept) and (rows["weight"] == 1).all()
+    # a unanimous question (all 0.7 on one answer) has the highest mean probability: kept
+    assert {"q0", "q7"} <= set(rows["qid"])
+    assert "q6" not in set(rows["qid"])  # five different answers: mean probability 0.7/5 + ... is lowest
+
+
+def test_aux_confidence_trains_on_naive_rows_with_the_aux_loss():
+    t = make_table(PATTERNS)
+    assert build_training_set("aux_confidence", t).equals(build_training_set("naive", t))
+    assert method_spec("aux_confidence").aux_loss and not method_spec("naive").aux_loss
+
+
+def test_sweep_points_keep_the_most_reliable_fraction():
+    t = with_probs(make_table(PATTERNS))
+    assert sweep_name(0.3) == "kept_300" and sweep_name(1.0) == "kept_1000"
+    full = build_training_set(sweep_name(1.0), t)
+    assert len(full) == len(t)
+    prev = None
+    for f in (0.1, 0.3, 0.5, 0.8):
+        rows = build_training_set(sweep_name(f), t)
+        assert len(rows) == round(f * len(t))
+        h = t.set_index(["qid", "variation"])["entropy"].loc[list(zip(rows["qid"], rows["variation"]))]
+        rest = t["entropy"].drop(t.index[t.set_index(["qid", "variation"]).index.isin(h.index)])
+        assert h.max() <= rest.min() + 1e-12  # nothing left out is more reliable than what is kept
+        if prev is not None:
+            assert set(zip(prev["qid"], prev["variation"])) <= set(zip(rows["qid"], rows["variation"]))
+        prev = rows
+    with pytest.raises(ValueError):
+        kept_top(t, 0.0)
+
+
+def test_kept_by_score_matches_the_entropy_filter_and_flips_for_higher_is_reliable():
+    t = with_probs(make_table(PATTERNS))
+    tau = entropy_threshold(t["entropy"])
+    assert kept_by_score(t, "entropy").equals(kept_by_entropy(t, tau))
+    kept = kept_by_score(t, "reliability", 50)
+    assert (t.loc[kept, "reliability"].min() >= t.loc[~kept, "reliability"].max() - 1e-12)

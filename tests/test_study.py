@@ -40,6 +40,39 @@ def test_head_mode_end_to_end_and_metrics(write_params, tmp_path):
     assert on_disk["methods"]["naive"]["accuracy"] == results["naive"]["accuracy"]
     for key in ("git_commit", "package_versions", "seconds"):
         assert key in on_disk["provenance"]
+    # per-question correctness on C, for bootstrap intervals: consistent with each accuracy
+    assert set(on_disk["test_correct"]) == {"weak", *study.params.methods}
+    for name, bits in on_disk["test_correct"].items():
+        assert len(bits) == 16 and bits.count("1") / 16 == pytest.approx(on_disk["methods"][name]["accuracy"])
+    scores = on_disk["reliability"]["scores"]
+    assert {"entropy", "reliability", "mean_prob", "prob_entropy", "confidence"} <= set(scores)
+    assert scores["entropy"]["auroc"] == pytest.approx(summary["entropy_auroc"], nan_ok=True)
+    for name, r in on_disk["methods"].items():  # a 95% interval over C's questions around each accuracy
+        assert r["acc_lo"] <= r["accuracy"] <= r["acc_hi"]
+    # head mode: every method takes the same number of full-batch steps (the equal-steps control holds)
+    assert {r["optimizer_steps"] for r in results.values()} == {20}
+
+
+def test_threshold_sweep_marks_the_papers_filter(write_params, tmp_path):
+    study = Study.open(write_params({"reliability": {"sweep": [0.25, 1.0]}}), tmp_path / "run")
+    sweep = study.threshold_sweep()
+    assert len(sweep) == 3 and sweep["paper"].tolist() == [False, False, True]
+    n_rows = 5 * 12
+    assert sweep["rows"].tolist()[:2] == [15, n_rows]
+    assert sweep.loc[2, "accuracy"] == study.train_strong("filtering")["accuracy"]
+    saved = json.loads((study.run_dir / "sweep.json").read_text())["points"]
+    assert [p["fraction"] for p in saved] == sweep["fraction"].tolist()
+
+
+def test_aux_confidence_and_equal_steps_reach_the_learner(write_params, tmp_path):
+    study = Study.open(write_params({"training": {"mode": "lora", "views": "variations", "equal_steps": True,
+                                                  "lora": {"max_steps": -1, "epochs": 1}}}), tmp_path / "run")
+    assert study.learner("strong", "aux_confidence").lora.aux_coef == study.params.training.aux_coef > 0
+    assert study.learner("strong", "naive").lora.aux_coef == 0
+    naive_steps = study.learner("strong", "naive").lora.max_steps
+    assert naive_steps == 3  # 12 naive rows, batch 4, one epoch
+    assert study.learner("strong", "reweighting").lora.max_steps == naive_steps  # 60 rows, same steps
+    assert study.fingerprint("strong", "aux_confidence") != study.fingerprint("strong", "naive")
 
 
 def test_same_params_same_numbers_and_cache_reuse(write_params, tmp_path, monkeypatch):

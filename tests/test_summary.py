@@ -12,16 +12,25 @@ from relalign import plots, summary  # noqa: E402
 METHODS = ["naive", "filtering", "filtering_sampled", "reweighting", "reweighting_sampled", "ceiling"]
 
 
-def _run(root, dataset, name, acc, incomplete=False):
-    d = root / dataset / name
+def _run(root, dataset, name, acc, incomplete=False, seed=0, n_test=None):
+    """A finished run's metrics.json; with ``n_test`` also per-example correctness on C (exactly
+    round(acc n) right answers per method, in a seeded order)."""
+    import numpy as np
+
+    d = root / dataset / (name if seed == 0 else f"{name}-seed{seed}")
     d.mkdir(parents=True)
     weak, ceiling = acc["weak"], acc["ceiling"]
     methods = {m: {"accuracy": a, "pgr": (a - weak) / (ceiling - weak), "n_train": 10} for m, a in acc.items()}
+    extra = {}
+    if n_test:
+        rng = np.random.RandomState(seed)
+        extra["test_correct"] = {m: "".join("1" if x else "0" for x in rng.permutation(np.arange(n_test) < round(a * n_test)))
+                                 for m, a in acc.items()}
     (d / "metrics.json").write_text(json.dumps({
-        "dataset": dataset, "weak_model": "w", "strong_model": "s", "seed": 0, "n": {"A": 1, "B": 10, "C": 20},
+        "dataset": dataset, "weak_model": "w", "strong_model": "s", "seed": seed, "n": {"A": 1, "B": 10, "C": n_test or 20},
         "weak_label_accuracy": 0.6, "zero_shot_accuracy": {"weak": 0.5, "strong": 0.7},
         "reliability": {"entropy_auroc": 0.7, "reliability_auroc": 0.65, "kept_fraction": 0.5, "kept_accuracy": 0.8},
-        "methods": methods, "params": {}, "provenance": {"seconds": 120.0}}))
+        "methods": methods, "params": {"name": name}, "provenance": {"seconds": 120.0}, **extra}))
     if incomplete:
         (d / "INCOMPLETE").write_text("")
     return d
@@ -55,6 +64,7 @@ def test_tables(results):
     effect = summary.effect_table(long)
     assert effect.loc[("sciq", "default"), "filtering"] == pytest.approx(5.0)
     assert effect.loc[("mmlu", "offline"), "filtering"] == pytest.approx(-5.0)
+    assert summary.intervals(runs).empty  # these runs predate per-example correctness
     assert "naive" not in effect.columns and "ceiling" not in effect.columns
 
 
@@ -64,12 +74,47 @@ def test_summary_figure(results):
     assert len(fig.axes) == 3
 
 
-def test_markdown_table_marks_the_best_method_only_when_it_beats_naive(results):
+def test_summary_figure_with_intervals(tmp_path):
+    _seeded(tmp_path, gain=0.1)
+    runs = summary.find_runs(tmp_path)
+    fig = plots.summary_figure(summary.methods_long(runs), summary.runs_table(runs), summary.intervals(runs, n_boot=100))
+    assert len(fig.axes[0].containers) >= 5  # bars of every method, plus error bars
+
+
+def test_markdown_table_one_row_per_study_plain_without_intervals(results):
     _run(results, "boolq", "offline", {"weak": 0.5, "naive": 0.6, "filtering": 0.55, "filtering_sampled": 0.6,
                                        "reweighting": 0.52, "reweighting_sampled": 0.58, "ceiling": 0.7})
     md = summary.markdown_table(summary.find_runs(results)).splitlines()
-    assert md[0].startswith("| run | n C | weak | naive |") and len(md) == 5
+    assert md[0].startswith("| study | seeds | n C | weak | naive |") and len(md) == 5
     boolq, mmlu, sciq = md[2:]
-    assert boolq.startswith("| boolq/offline | 20 |") and "**" not in boolq  # nothing beat naive there
-    assert "**0.620**" in mmlu  # filtering_sampled, the best, above naive
-    assert "**0.650**" in sciq and sciq.endswith("| 0.70 | 2 |")
+    assert boolq.startswith("| boolq/offline | 1 | 20 |") and "**" not in boolq and "±" not in boolq
+    assert "| 0.550 |" in mmlu and sciq.endswith("| 0.70 | 2 |")
+
+
+def _seeded(root, gain):
+    base = {"weak": 0.5, "naive": 0.6, "filtering": 0.6 + gain, "reweighting": 0.6, "ceiling": 0.8}
+    for seed in (0, 1, 2):
+        _run(root, "sciq", "default", base, seed=seed, n_test=300)
+
+
+def test_intervals_over_seeds_and_significance(tmp_path):
+    _seeded(tmp_path, gain=0.12)
+    runs = summary.find_runs(tmp_path)
+    assert [r.name for r in runs] == ["default", "default-seed1", "default-seed2"]
+    iv = summary.intervals(runs, n_boot=300).set_index("method")
+    assert list(iv.index) == ["weak", "naive", "filtering", "reweighting", "ceiling"]  # the study's method order
+    assert (iv["n_seeds"] == 3).all() and (iv["n_test"] == 300).all()
+    assert iv.loc["filtering", "accuracy"] == pytest.approx(0.72)
+    assert iv.loc["filtering", "acc_lo"] < 0.72 < iv.loc["filtering", "acc_hi"]
+    assert bool(iv.loc["filtering", "significant"]) and not bool(iv.loc["reweighting", "significant"])
+    lines = summary.significance_lines(iv.reset_index())
+    assert len(lines) == 1 and "filtering +12.0 points" in lines[0] and "3 seeds" in lines[0]
+    md = summary.markdown_table(runs).splitlines()
+    assert md[2].startswith("| sciq/default | 3 | 300 |")
+    assert "**0.720 ±" in md[2] and "| 0.600 ±" in md[2]  # significant gain in bold, the rest plain
+
+
+def test_no_significant_difference_is_said_so(tmp_path):
+    _seeded(tmp_path, gain=0.0)
+    lines = summary.significance_lines(summary.intervals(summary.find_runs(tmp_path), n_boot=200))
+    assert "no method differs significantly from naive" in lines[0]

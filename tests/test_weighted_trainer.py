@@ -49,7 +49,7 @@ def _one_step(tiny_model, tmp_path, micro: int, accumulation: int, rows=None):
     trainer = WeightedTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows or _rows(tok)),
                               data_collator=WeightedCollator(tok.pad_token_id))
     trainer.train()
-    params = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    params = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}  # CUDA too
     loss = next(h["loss"] for h in trainer.state.log_history if "loss" in h)
     return params, loss, trainer
 

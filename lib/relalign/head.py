@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .losses import soft_cross_entropy
+from .losses import aux_coefficient, aux_soft_targets, soft_cross_entropy
 from .scoring import ScoredPrompts
 
 PRIORS = ("ll_mean", "ll_sum", "letter")
@@ -53,6 +53,10 @@ class HeadSettings:
     l2_grid: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
     cv_folds: int = 5
     seed: int = 0
+    # Auxiliary confidence loss (Burns et al. 2023; relalign.losses.aux_soft_targets): full weight
+    # aux_coef, ramped linearly from 0 over the first aux_warmup fraction of the epochs; 0: off.
+    aux_coef: float = 0.0
+    aux_warmup: float = 0.2
 
 
 class OptionHead(nn.Module):
@@ -105,15 +109,20 @@ def target_matrix(targets: np.ndarray, weights: np.ndarray | None, n_options: in
 
 
 def _train(prior, z, t, n_rows: float, s: HeadSettings, l2: float, head: OptionHead) -> OptionHead:
-    """Full-batch Adam on sum(t * -log p) / n_rows + l2 * penalty (z: standardised hidden states)."""
+    """Full-batch Adam on sum(t * -log p) / n_rows + l2 * penalty (z: standardised hidden states).
+
+    With ``s.aux_coef > 0`` the targets t are mixed with the head's own hardened predictions
+    (:func:`relalign.losses.aux_soft_targets`) at coefficient
+    ``aux_coefficient(step / epochs, s.aux_coef, s.aux_warmup)``."""
     torch.manual_seed(s.seed)
     opt = torch.optim.Adam(head.parameters(), lr=s.lr)
-    for _ in range(s.epochs):
+    for step in range(s.epochs):
         opt.zero_grad()
         logits = prior @ head.a + head.b
         if z is not None:
             logits = logits + z @ head.w
-        loss = soft_cross_entropy(logits, t, n_rows) + l2 * head.penalty()
+        coef = aux_coefficient(step / s.epochs, s.aux_coef, s.aux_warmup)
+        loss = soft_cross_entropy(logits, aux_soft_targets(logits, t, coef), n_rows) + l2 * head.penalty()
         loss.backward()
         opt.step()
     head.eval()

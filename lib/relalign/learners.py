@@ -16,6 +16,7 @@ next notebook) reloads it instead of training again. The study never asks which 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
@@ -59,6 +60,14 @@ class HeadPredictor:
         pass
 
 
+def _without_unused_aux(settings: dict) -> dict:
+    """Settings for a learner's identity, without the auxiliary-loss fields while that loss is off,
+    so heads and adapters trained before the option existed keep their fingerprints."""
+    if settings.get("aux_coef", 0) == 0:
+        return {k: v for k, v in settings.items() if k not in ("aux_coef", "aux_warmup")}
+    return dict(settings)
+
+
 class HeadLearner:
     """A trainable option head on a frozen model's cached features."""
 
@@ -69,7 +78,11 @@ class HeadLearner:
         self.n_options = n_options
 
     def describe(self) -> dict:
-        return {"mode": "head", **self.settings.__dict__}
+        return {"mode": "head", **_without_unused_aux(self.settings.__dict__)}
+
+    def steps(self, n_rows: int) -> int:
+        """Optimiser steps of a fit: full-batch, so ``epochs`` whatever the number of rows."""
+        return self.settings.epochs
 
     @staticmethod
     def _merge(prompts, targets, weights):
@@ -116,12 +129,20 @@ class HeadLearner:
         return HeadPredictor(head, self.scorer)
 
 
+def lora_steps(n_rows: int, lora) -> int:
+    """Optimiser steps HF Trainer takes on ``n_rows`` rows: ``lora.max_steps`` where set, else
+    ceil(epochs x batches per epoch), a batch being ``lora.batch_size`` rows (the last one shorter)."""
+    if lora.max_steps > 0:
+        return lora.max_steps
+    return max(1, math.ceil(lora.epochs * math.ceil(n_rows / lora.batch_size)))
+
+
 class LoraPredictor:
     def __init__(self, model, tokenizer, batch_tokens: int):
         self.model, self.tokenizer, self.batch_tokens = model, tokenizer, batch_tokens
 
     def logprobs(self, prompts, desc="predict"):
-        sp = score_prompts(self.model, self.tokenizer, prompts, keep_hidden=False,
+        sp = score_prompts(self.model, self.tokenizer, prompts, keep_hidden=False, option_logprobs=False,
                            max_tokens_per_batch=self.batch_tokens, shared_prefix=True, progress=desc)
         return _log_softmax(sp.letter_logprob)
 
@@ -142,10 +163,14 @@ class LoraLearner:
         self.callbacks = callbacks  # HF TrainerCallbacks (progress, early stopping, tests)
         self.trainer_overrides = trainer_overrides  # extra TrainingArguments, e.g. save_steps
 
+    def steps(self, n_rows: int) -> int:
+        """Optimiser steps of a fit on ``n_rows`` rows (:func:`lora_steps`)."""
+        return lora_steps(n_rows, self.lora)
+
     def describe(self) -> dict:
         # How many processes share the work does not change what is trained: not part of the identity.
         keep = {k: v for k, v in self.lora.__dict__.items() if k not in ("num_processes", "launch_args")}
-        return {"mode": "lora", **keep}
+        return {"mode": "lora", **_without_unused_aux(keep)}
 
     def fit(self, name, prompts, targets, weights, fingerprint: str) -> LoraPredictor:
         from datasets import Dataset
@@ -184,6 +209,8 @@ class LoraLearner:
             train_dataset=Dataset.from_list(rows),
             data_collator=WeightedCollator(tok.pad_token_id),
             callbacks=self.callbacks,
+            aux_coef=self.lora.aux_coef,
+            aux_warmup=self.lora.aux_warmup,
         )
         if main:
             ckpt_dir.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from transformers import Trainer, TrainingArguments
 
-from .losses import IGNORE_INDEX, weighted_token_loss
+from .losses import IGNORE_INDEX, aux_coefficient, weighted_token_loss
 from .prompts import Prompt
 
 # LoRA targets per architecture family (``config.model_type``). The paper adapts q_proj and
@@ -109,9 +109,25 @@ class WeightedTrainer(Trainer):
     processes), so batch 8 x accumulation 1 and batch 2 x accumulation 4 give the same
     gradient. Under data parallelism the gradients of the processes are averaged, so each
     process's loss is multiplied by the number of processes, as Trainer does for its own loss.
+
+    ``aux_coef`` / ``aux_warmup``: the auxiliary confidence loss (Burns et al. 2023), its weight
+    ramped by :func:`relalign.losses.aux_coefficient` over ``global_step / max_steps``; 0: off.
     """
 
     loss_is_scaled_for_ga = True
+
+    def __init__(self, *args, aux_coef: float = 0.0, aux_warmup: float = 0.2, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.aux_coef = float(aux_coef)
+        self.aux_warmup = float(aux_warmup)
+
+    def aux_coefficient(self) -> float:
+        """The confidence loss's weight at the current step (0 outside training or when off)."""
+        if not self.aux_coef:
+            return 0.0
+        max_steps = getattr(self.state, "max_steps", 0) or 0
+        frac = self.state.global_step / max_steps if max_steps > 0 else 1.0
+        return aux_coefficient(frac, self.aux_coef, self.aux_warmup)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         weight = inputs.pop("weight")
@@ -120,7 +136,7 @@ class WeightedTrainer(Trainer):
         if num_items_in_batch is None:
             # Evaluation or a caller outside the training loop: this batch is the whole step.
             num_items_in_batch = (labels[:, 1:] != IGNORE_INDEX).sum()
-        loss = weighted_token_loss(outputs.logits, labels, weight, num_items_in_batch)
+        loss = weighted_token_loss(outputs.logits, labels, weight, num_items_in_batch, aux_coef=self.aux_coefficient())
         if self.args.average_tokens_across_devices and self.args.world_size > 1 and model.training:
             loss = loss * self.accelerator.num_processes
         return (loss, outputs) if return_outputs else loss

@@ -21,7 +21,7 @@ import yaml
 from .data import ADAPTERS, Adapter, CustomSpec, DataError, SplitSpec, custom_adapter
 from .head import PRIORS, HeadSettings
 from .models import ModelSpec
-from .selection import METHODS
+from .selection import METHODS, PAPER_METHODS
 
 __all__ = ["ParamsError", "Params", "load_params", "parse_override", "REPO_ROOT"]
 
@@ -113,6 +113,10 @@ class LoraParams:
     gradient_checkpointing: bool = False
     num_processes: int = 1  # > 1: each training run goes through `accelerate launch` (data parallel)
     launch_args: list[str] = field(default_factory=list)  # more `accelerate launch` options, e.g. [--multi_gpu]
+    # Auxiliary confidence loss (Burns et al. 2023): full weight aux_coef (0: off), ramped linearly
+    # from 0 over the first aux_warmup fraction of the steps; see relalign.losses.weighted_token_loss.
+    aux_coef: float = 0.0
+    aux_warmup: float = 0.2
 
 
 @dataclass
@@ -120,6 +124,13 @@ class TrainingParams:
     mode: str = "head"  # head | lora
     views: str = "canonical"  # which prompt a strong training row is shown with
     lora: LoraParams = field(default_factory=LoraParams)
+    # method aux_confidence (Burns et al. 2023): weight of the model's own hardened prediction in the
+    # target, reached linearly over the first aux_warmup fraction of training
+    aux_coef: float = 0.75
+    aux_warmup: float = 0.2
+    # LoRA: every method's run takes as many optimiser steps as naive's (a control: a filtered run's
+    # gain cannot come from training longer or shorter). Head mode: always so (full-batch steps).
+    equal_steps: bool = False
 
 
 @dataclass
@@ -148,6 +159,8 @@ class ReliabilityParams:
     k: int = 5  # variations per question
     temperature: float = 0.2
     percentile: float = 50.0  # tau = this percentile of H
+    # threshold sweep: strong models trained on the most reliable fraction of B's rows ([] = none)
+    sweep: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
 
 
 @dataclass
@@ -366,6 +379,19 @@ def _check(p: Params, file: str) -> None:
     unknown = [m for m in p.methods if m not in METHOD_NAMES]
     if unknown:
         bad("methods", f"unknown method {unknown[0]!r} (known: {', '.join(METHOD_NAMES)})")
+    if adapter.kind == "open":
+        if p.methods == list(METHOD_NAMES):  # the default: every method the task can run
+            p.methods = [m for m in METHOD_NAMES if "mean_prob" not in METHODS[m].needs]
+        need_probs = [m for m in p.methods if "mean_prob" in METHODS[m].needs]
+        if need_probs:
+            bad("methods", f"{need_probs[0]!r} needs the weak model's option probabilities, which a task answered by "
+                           f"generation does not have; list the methods, e.g. [{', '.join(PAPER_METHODS)}]")
+    if any(not 0 < f <= 1 for f in p.reliability.sweep):
+        bad("reliability.sweep", f"kept fractions must be in (0, 1], got {p.reliability.sweep}")
+    if not 0 <= p.training.aux_coef <= 1:
+        bad("training.aux_coef", f"must be in [0, 1], got {p.training.aux_coef}")
+    if not 0 <= p.training.aux_warmup <= 1:
+        bad("training.aux_warmup", f"must be in [0, 1], got {p.training.aux_warmup}")
     for needed in ("naive", "ceiling"):
         if needed not in p.methods:
             bad("methods", f"{needed!r} is required: PGR is measured against it")

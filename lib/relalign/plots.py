@@ -75,6 +75,9 @@ def method_comparison(results: pd.DataFrame, title: str = "", strong_zero_shot: 
     fig, ax = plt.subplots(figsize=(8, 4))
     colors = ["tab:gray" if m in ("naive", "ceiling") else sns.color_palette()[0] for m in r.index]
     sns.barplot(x=list(r.index), y=r["accuracy"], ax=ax, palette=colors, hue=list(r.index), legend=False)
+    if {"acc_lo", "acc_hi"} <= set(r.columns):  # 95% bootstrap interval over the test questions
+        err = np.vstack([r["accuracy"] - r["acc_lo"], r["acc_hi"] - r["accuracy"]]).astype(float)
+        ax.errorbar(np.arange(len(r)), r["accuracy"], yerr=err, fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
     if "weak" in results.index:
         ax.axhline(results.loc["weak", "accuracy"], color="tab:red", ls="--", lw=1.2, label="weak supervisor")
     if "ceiling" in r.index:
@@ -84,8 +87,8 @@ def method_comparison(results: pd.DataFrame, title: str = "", strong_zero_shot: 
     for i, (acc, p) in enumerate(zip(r["accuracy"], r["pgr"])):
         txt = f"{acc:.3f}" + ("" if p is None or (isinstance(p, float) and math.isnan(p)) else f"\nPGR {p:.2f}")
         ax.annotate(txt, (i, acc), ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
-    lo = min(r["accuracy"].min(), results["accuracy"].min())
-    ax.set(ylim=(max(0, lo - 0.1), min(1.0, r["accuracy"].max() + 0.1)), ylabel="accuracy on C",
+    lo = min(r.get("acc_lo", r["accuracy"]).min(), results["accuracy"].min())
+    ax.set(ylim=(max(0, lo - 0.1), min(1.0, r.get("acc_hi", r["accuracy"]).max() + 0.1)), ylabel="accuracy on C",
            title=title or "Strong model trained on weak labels, by method")
     ax.tick_params(axis="x", rotation=25)
     ax.legend(loc="lower right", fontsize=8)
@@ -117,32 +120,103 @@ def weight_distribution(table: pd.DataFrame) -> plt.Figure:
 
 
 
-def summary_figure(long: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
-    """Across datasets: accuracy and PGR per method, and the AUROC of the two reliability scores."""
-    long = long.assign(label=long["dataset"] + "/" + long["run"])
-    order = [m for m in METHOD_ORDER if m in set(long["method"])] + sorted(set(long["method"]) - set(METHOD_ORDER))
-    palette = dict(zip(order, sns.color_palette(n_colors=len(order))))  # one colour per method in every panel
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4), gridspec_kw={"width_ratios": [3, 3, 1.6]})
-    sns.barplot(data=long, x="label", y="accuracy", hue="method", hue_order=order, palette=palette, ax=axes[0])
-    axes[0].set(xlabel="", ylabel="accuracy on C", ylim=(0, 1), title="Accuracy by method")
-    pgr = long[~long["method"].isin(["weak", "ceiling"])]
-    sns.barplot(data=pgr, x="label", y="pgr", hue="method", hue_order=[m for m in order if m not in ("weak", "ceiling")],
-                palette=palette, ax=axes[1])
+def _grouped_bars(ax, data: pd.DataFrame, value: str, lo: str, hi: str, order: list[str], palette: dict) -> None:
+    """Bars of ``value`` per (label, method) with error bars from ``lo`` to ``hi`` where given."""
+    labels = list(dict.fromkeys(data["label"]))
+    methods = [m for m in order if m in set(data["method"])]
+    width = 0.8 / max(len(methods), 1)
+    for j, m in enumerate(methods):
+        d = data[data["method"] == m].set_index("label").reindex(labels)
+        x = np.arange(len(labels)) - 0.4 + width * (j + 0.5)
+        y = d[value].to_numpy(float)
+        ax.bar(x, y, width, color=palette[m], label=m)
+        err = np.vstack([y - d[lo].to_numpy(float), d[hi].to_numpy(float) - y])
+        ok = ~np.isnan(err).any(0)
+        if ok.any():
+            ax.errorbar(x[ok], y[ok], yerr=err[:, ok], fmt="none", ecolor="black", elinewidth=0.8, capsize=1.5)
+    ax.set_xticks(np.arange(len(labels)), labels, rotation=25, ha="right")
+
+
+def summary_figure(long: pd.DataFrame, runs: pd.DataFrame, iv: pd.DataFrame | None = None) -> plt.Figure:
+    """Across studies (a params file's runs over seeds): accuracy and PGR per method with 95%
+    bootstrap intervals where ``iv`` (:func:`relalign.summary.intervals`) has them, and the AUROC
+    of the reliability scores (mean over seeds)."""
+    mean = long.groupby(["dataset", "study", "method"], as_index=False)[["accuracy", "pgr"]].mean()
+    data = mean.assign(acc_lo=np.nan, acc_hi=np.nan, pgr_lo=np.nan, pgr_hi=np.nan)
+    if iv is not None and not iv.empty:
+        keyed = iv.set_index(["dataset", "study", "method"])
+        have = data.set_index(["dataset", "study", "method"]).index.isin(keyed.index)
+        data = pd.concat([data[~have], iv[[c for c in data.columns if c in iv.columns]]], ignore_index=True)
+    data["label"] = data["dataset"] + "/" + data["study"]
+    data = data.sort_values("label", kind="stable")
+    order = [m for m in METHOD_ORDER if m in set(data["method"])] + sorted(set(data["method"]) - set(METHOD_ORDER))
+    palette = dict(zip(order, sns.color_palette("tab10", n_colors=max(len(order), 10))))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.6), gridspec_kw={"width_ratios": [3, 3, 1.6]})
+    _grouped_bars(axes[0], data, "accuracy", "acc_lo", "acc_hi", order, palette)
+    axes[0].set(ylabel="accuracy on C", ylim=(0, 1), title="Accuracy by method (95% CI)")
+    pgr = data[~data["method"].isin(["weak", "ceiling"])]
+    _grouped_bars(axes[1], pgr, "pgr", "pgr_lo", "pgr_hi", order, palette)
     axes[1].axhline(0, color="black", lw=0.8)
     axes[1].axhline(1, color="tab:green", ls=":", lw=1)
-    axes[1].set(xlabel="", ylabel="PGR", title="Performance gap recovered (1 = ceiling)")
-    auroc = runs.assign(label=runs["dataset"] + "/" + runs["run"]).melt(
-        id_vars="label", value_vars=["entropy_auroc", "reliability_auroc"], var_name="score", value_name="AUROC")
-    sns.barplot(data=auroc, x="label", y="AUROC", hue="score", ax=axes[2])
+    axes[1].set(ylabel="PGR", title="Performance gap recovered (1 = ceiling)")
+    scores = [c for c in ("entropy_auroc", "reliability_auroc", "mean_prob_auroc") if c in runs.columns]
+    auroc = runs.assign(label=runs["dataset"] + "/" + runs["study"]).melt(
+        id_vars="label", value_vars=scores, var_name="score", value_name="AUROC").dropna()
+    auroc["score"] = auroc["score"].str.replace("_auroc", "")
+    sns.barplot(data=auroc, x="label", y="AUROC", hue="score", ax=axes[2], errorbar=None)
     axes[2].axhline(0.5, color="black", ls="--", lw=0.8)
     axes[2].set(xlabel="", ylim=(0, 1), title="Wrong vs right weak labels")
+    for label in axes[2].get_xticklabels():
+        label.set(rotation=25, ha="right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[2].legend(fontsize=7, loc="lower right")
+    fig.legend(handles, labels, loc="lower center", ncols=min(len(labels), 9), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def score_report(report: pd.DataFrame) -> plt.Figure:
+    """Each reliability score: AUROC for finding wrong weak labels, calibration error, and the
+    precision and recall of the filter that keeps the more reliable half of the rows."""
+    r = report.reset_index(names="score")
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    colors = ["tab:blue" if k == "count" else "tab:orange" for k in r["kind"]]
+    axes[0].bar(r["score"], r["auroc"], color=colors)
+    axes[0].axhline(0.5, color="black", ls="--", lw=0.8)
+    axes[0].set(ylim=(0, 1), ylabel="AUROC", title="Wrong vs right weak labels (0.5 = chance)")
+    axes[1].bar(r["score"], r["ece"], color=colors)
+    axes[1].set(ylabel="ECE", title="Calibration error (lower is better)")
+    pr = r.melt(id_vars="score", value_vars=["precision", "recall"], var_name="of the kept rows", value_name="value")
+    sns.barplot(data=pr, x="score", y="value", hue="of the kept rows", ax=axes[2])
+    axes[2].set(ylim=(0, 1), xlabel="", title="Median filter: precision and recall")
     for ax in axes:
         for label in ax.get_xticklabels():
             label.set(rotation=25, ha="right")
-    handles, labels = axes[0].get_legend_handles_labels()
-    axes[0].get_legend().remove()
-    axes[1].get_legend().remove()
-    axes[2].legend(fontsize=7, loc="lower right")
-    fig.legend(handles, labels, loc="lower center", ncols=len(labels), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    axes[0].legend(handles=[plt.Rectangle((0, 0), 1, 1, color="tab:blue"), plt.Rectangle((0, 0), 1, 1, color="tab:orange")],
+                   labels=["count-based (paper)", "probability-based"], fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def threshold_sweep(sweep: pd.DataFrame, naive: float, ceiling: float | None = None, weak: float | None = None) -> plt.Figure:
+    """Strong accuracy on C against the fraction of B's rows kept (most reliable first), with the
+    paper's median-entropy filter marked and naive fine-tuning as a reference line."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    pts = sweep[~sweep["paper"]].sort_values("fraction")
+    ax.plot(pts["fraction"], pts["accuracy"], marker="o", label="kept the most reliable rows")
+    paper = sweep[sweep["paper"]]
+    if len(paper):
+        ax.scatter(paper["fraction"], paper["accuracy"], marker="*", s=220, color="tab:red", zorder=3,
+                   label=f"paper's filter (H <= median): {paper['fraction'].iloc[0]:.0%} kept")
+        ax.axvline(paper["fraction"].iloc[0], color="tab:red", ls=":", lw=1)
+    ax.axhline(naive, color="black", ls="--", lw=1, label="naive (canonical labels)")
+    if ceiling is not None:
+        ax.axhline(ceiling, color="tab:green", ls=":", lw=1, label="ceiling (ground truth)")
+    if weak is not None:
+        ax.axhline(weak, color="tab:gray", ls="-.", lw=1, label="weak supervisor")
+    ax.set(xlabel="fraction of B's rows kept", ylabel="strong accuracy on C", xlim=(0, 1.02),
+           title="Threshold sweep")
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
     return fig

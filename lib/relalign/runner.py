@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -88,6 +89,13 @@ def _relative_metadata(nb_path: Path) -> None:
     nbformat.write(nb, nb_path)
 
 
+def peak_child_rss_gib() -> float:
+    """The largest peak resident memory of any finished child process of this process so far (the
+    notebooks' kernels), in GiB: for ``relalign run`` of one params file, what the run needs of the
+    machine's memory; in a batch, the largest of the runs so far."""
+    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2)  # Linux: KiB
+
+
 def _write_status(out: Path, **fields) -> None:
     path = out / STATUS
     status = json.loads(path.read_text()) if path.is_file() else {}
@@ -138,6 +146,7 @@ def run(
                 kernel_manager_class=IPCKernelManager.get(),
             )
             _relative_metadata(out / f"{name}.ipynb")
+            _write_status(out, peak_rss_gib=peak_child_rss_gib())
         except pm.PapermillExecutionError as e:
             _write_status(out, status="failed", failed_notebook=name, error=f"{e.ename}: {e.evalue}",
                           seconds=time.time() - started)

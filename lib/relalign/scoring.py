@@ -190,6 +190,7 @@ def score_prompts(
     keep_hidden: bool = True,
     max_tokens_per_batch: int = 4096,
     shared_prefix: bool = False,
+    option_logprobs: bool = True,
     progress: bool | str = True,
 ) -> ScoredPrompts:
     """Score every prompt's options in length-sorted, padded batches.
@@ -201,6 +202,10 @@ def score_prompts(
     variations of one question) run their common prefix once and branch from its key/value cache;
     the results equal the plain pass's. Models whose cache cannot be copied across the batch fall
     back to the plain pass.
+
+    ``option_logprobs=False``: the letters only (weak labelling, predictions): logits at the last
+    position alone, none at the option tokens; ``option_logprob`` is then NaN (``option_ntokens``
+    is still counted). The other outputs are unchanged.
     """
     if not prompts:
         raise ValueError("no prompts to score")
@@ -258,6 +263,8 @@ def score_prompts(
             for i in batch:
                 r, c = fwd.index(i, len(ids[i]) - 1)
                 rows.append(r), pos.append(c), targets.append(-1), owner.append((i, -1))
+                if not option_logprobs:
+                    continue
                 for j, toks in enumerate(spans[i]):
                     for t in toks:
                         if t == 0:
@@ -266,17 +273,23 @@ def score_prompts(
                         rows.append(r), pos.append(c), targets.append(ids[i][t]), owner.append((i, j))
             hidden = fwd.hidden
             sel = hidden[torch.tensor(rows, device=device), torch.tensor(pos, device=device)]
-            logp = torch.log_softmax(output_logits(model, sel), dim=-1).cpu()
+            logp = torch.log_softmax(output_logits(model, sel), dim=-1)
+            # Only a few entries per row are read: gather them where the logits are (no copy of
+            # the [positions, vocab] matrix), then move the small result to the host.
             tgt = torch.tensor(targets)
-            is_opt = tgt >= 0
-            tok_lp = torch.zeros(len(rows))
-            tok_lp[is_opt] = logp[is_opt].gather(1, tgt[is_opt, None]).squeeze(1)
-            for k, (i, j) in enumerate(owner):
-                if j < 0:
-                    letter_lp[i] = logp[k, answer_ids[prompts[i].letters]].numpy()
-                else:
-                    opt_lp[i, j] += float(tok_lp[k])
-                    opt_nt[i, j] += 1
+            tok_lp = logp.gather(1, tgt.clamp(min=0)[:, None].to(logp.device)).squeeze(1).cpu()
+            is_last = [k for k, (_, j) in enumerate(owner) if j < 0]
+            letter_cols = torch.stack([answer_ids[prompts[owner[k][0]].letters] for k in is_last])
+            letter_rows = torch.tensor(is_last)[:, None].expand_as(letter_cols)
+            lp_last = logp[letter_rows.to(logp.device), letter_cols.to(logp.device)].cpu().numpy()
+            for r, k in enumerate(is_last):
+                letter_lp[owner[k][0]] = lp_last[r]
+            opt_k = [k for k, (_, j) in enumerate(owner) if j >= 0]
+            if opt_k:
+                oi = np.array([owner[k][0] for k in opt_k])
+                oj = np.array([owner[k][1] for k in opt_k])
+                np.add.at(opt_lp, (oi, oj), tok_lp.numpy()[opt_k])  # in order, as the loop summed
+                np.add.at(opt_nt, (oi, oj), 1)
             if keep_hidden:
                 h = hidden.float().cpu()
                 for i in batch:
@@ -286,4 +299,8 @@ def score_prompts(
                         idx = [fwd.index(i, t)[1] for t in toks]
                         opt_h[i, j] = h[r, idx].mean(0).numpy()
             bar.update(len(batch))
+    if not option_logprobs:
+        opt_lp[:] = np.nan
+        for i in range(n):
+            opt_nt[i] = [sum(1 for t in toks if t > 0) for toks in spans[i]]
     return ScoredPrompts(letter_lp, opt_lp, opt_nt, opt_h, last_h)

@@ -33,16 +33,20 @@ import pandas as pd
 from . import reliability as rel
 from .cache import Cache, digest
 from .data import drop_long, load_pools, make_splits
-from .evaluation import accuracy, error_auroc, label_quality, method_table
+from .evaluation import accuracy, error_auroc, label_quality, method_table, score_report
 from .params import REPO_ROOT, Params, load_params
 from .prompts import LETTERS, Prompt, Question
-from .selection import SelectionSettings, build_training_set, entropy_threshold, kept_by_entropy
+from .selection import (SelectionSettings, build_training_set, entropy_threshold, kept_by_entropy, method_spec,
+                        sweep_name)
 
 PROMPT_FORMAT = 1  # bump when prompts.render changes, so cached scores are not reused
 
 
-def default_run_dir(params: Params) -> Path:
-    return REPO_ROOT / "results" / params.data.dataset / params.name
+def default_run_dir(params: Params, results: Path | None = None) -> Path:
+    """``<results>/<dataset>/<name>`` (``results/`` of the repository by default), and
+    ``<name>-seed<N>`` for another seed than 0: the runs of one params file over seeds lie side by side."""
+    name = params.name if params.seed == 0 else f"{params.name}-seed{params.seed}"
+    return (REPO_ROOT / "results" if results is None else Path(results)) / params.data.dataset / name
 
 
 class Study:
@@ -168,18 +172,27 @@ class Study:
         self._scorers[role] = score
         return score
 
-    def learner(self, role: str):
+    def learner(self, role: str, name: str | None = None):
+        """The learner that trains ``role``'s ``name``: the params' settings, with the auxiliary
+        confidence loss for a method that asks for it and, for LoRA with ``training.equal_steps``,
+        naive's number of optimiser steps."""
         out = self.run_dir / "trained" / role
-        if self.params.training.mode == "head":
+        t = self.params.training
+        aux = dict(aux_coef=t.aux_coef, aux_warmup=t.aux_warmup) if (
+            role == "strong" and name is not None and method_spec(name).aux_loss) else {}
+        if t.mode == "head":
             from .learners import HeadLearner
 
-            settings = self.params.head_settings(role)
+            settings = dataclasses.replace(self.params.head_settings(role), **aux)
             if role == "strong" and settings.l2 is None:
                 settings = dataclasses.replace(settings, l2=self.strong_l2)
             return HeadLearner(self.scorer(role), settings, out, self.n_options)
-        from .learners import LoraLearner
+        from .learners import LoraLearner, lora_steps
 
-        return LoraLearner(lambda: self.model(role), self.params.training.lora, self.params.seed, out,
+        lora = dataclasses.replace(t.lora, **aux)
+        if role == "strong" and t.equal_steps and name is not None and lora.max_steps <= 0:
+            lora = dataclasses.replace(lora, max_steps=lora_steps(len(self.training_rows("naive")), lora))
+        return LoraLearner(lambda: self.model(role), lora, self.params.seed, out,
                            self.params.scoring.max_tokens_per_batch)
 
     @cached_property
@@ -213,14 +226,14 @@ class Study:
     def fingerprint(self, role: str, name: str) -> str:
         """What a trained head or adapter depends on: model, learner settings, seed and training rows."""
         prompts, targets, weights = self.training_data(role, name)
-        return digest({"model": self.model_id(role), "learner": self.learner(role).describe(), "seed": self.params.seed,
+        return digest({"model": self.model_id(role), "learner": self.learner(role, name).describe(), "seed": self.params.seed,
                        "texts": [p.text for p in prompts], "targets": targets.tolist(),
                        "weights": np.round(weights, 12).tolist()})
 
     def train(self, role: str, name: str):
         """Train (or reload) ``role``'s ``name`` in this process; returns its predictor."""
         prompts, targets, weights = self.training_data(role, name)
-        return self.learner(role).fit(name, prompts, targets, weights, self.fingerprint(role, name))
+        return self.learner(role, name).fit(name, prompts, targets, weights, self.fingerprint(role, name))
 
     def _fit(self, role: str, name: str):
         """A predictor for ``role``'s ``name``, trained here or -- LoRA with
@@ -254,7 +267,7 @@ class Study:
         """Train W on split A with ground truth; its accuracy on C. Saved to ``weak_supervisor.json``."""
         acc, pred = self.test_predictions("weak", "supervisor")
         out = {"accuracy": acc, "zero_shot_accuracy": self.zero_shot_accuracy("weak"),
-               "n_train": len(self.splits["A"]), "predictions": pred}
+               "n_train": len(self.splits["A"]), "correct": self.correct_string(pred), "predictions": pred}
         self._write_json("weak_supervisor.json", out)
         return out
 
@@ -330,9 +343,21 @@ class Study:
             "threshold": tau,
             "kept_fraction": float(kept.mean()),
             "kept_accuracy": float(t.loc[kept, "correct"].mean()),
+            "scores": self.score_report(t).to_dict(orient="index"),
         }
         self._write_json("reliability.json", out)
         return out
+
+    def score_report(self, table: pd.DataFrame | None = None) -> pd.DataFrame:
+        """AUROC, ECE and the median filter's precision and recall for every reliability score
+        (:func:`evaluation.score_report`)."""
+        t = self.reliability_table() if table is None else table
+        return score_report(t, self.params.reliability.k, self.n_answer_options, self.params.reliability.percentile)
+
+    @property
+    def n_answer_options(self) -> int | None:
+        """How many answers a question can get: its options (None for free-text answers)."""
+        return self.n_options
 
     # ------------------------------------------------------------------ steps 4-6: strong model
 
@@ -352,9 +377,39 @@ class Study:
         out = {"method": method, "accuracy": acc, "n_train": len(rows),
                "n_questions": quality["questions"], "sum_weights": quality["sum_weights"],
                "label_accuracy": quality["label_accuracy"],
-               "weighted_label_accuracy": quality["weighted_label_accuracy"], "predictions": pred}
+               "weighted_label_accuracy": quality["weighted_label_accuracy"],
+               "optimizer_steps": self.learner("strong", method).steps(len(rows)),
+               "correct": self.correct_string(pred), "predictions": pred}
         self._write_json(f"methods/{method}.json", out)
         return out
+
+    def correct_string(self, predictions: Sequence) -> str:
+        """Whether each prediction on C is right, as a string of 0 and 1 (for bootstrap intervals)."""
+        gold = [self.right_prediction(q) for q in self.splits["C"]]
+        return "".join("1" if p == g else "0" for p, g in zip(predictions, gold))
+
+    def right_prediction(self, question: Question):
+        """What a right prediction on ``question`` equals (its answer index; the number for open tasks)."""
+        return question.answer
+
+    def threshold_sweep(self, fractions: Sequence[float] | None = None) -> pd.DataFrame:
+        """Strong accuracy on C when trained on the most reliable fraction of B's rows (weight 1),
+        one row per fraction of ``reliability.sweep``; the paper's median filter is the row
+        ``paper`` (its own kept fraction). Saved to ``sweep.json``."""
+        fractions = self.params.reliability.sweep if fractions is None else fractions
+        recs = []
+        for f in fractions:
+            r = self.train_strong(sweep_name(f))
+            recs.append({"fraction": f, "accuracy": r["accuracy"], "rows": r["n_train"],
+                         "label_accuracy": r["label_accuracy"], "correct": r["correct"]})
+        filt = self.train_strong("filtering")
+        paper = self.reliability_summary()["kept_fraction"]
+        recs.append({"fraction": paper, "accuracy": filt["accuracy"], "rows": filt["n_train"],
+                     "label_accuracy": filt["label_accuracy"], "correct": filt["correct"], "paper": True})
+        table = pd.DataFrame.from_records(recs)
+        table["paper"] = table.get("paper", False).fillna(False).astype(bool)
+        self._write_json("sweep.json", {"points": table.to_dict(orient="records")})
+        return table
 
     def label_quality(self, rows: pd.DataFrame) -> dict:
         """Size and label accuracy of a set of training rows of B (:func:`evaluation.label_quality`)."""
@@ -394,6 +449,8 @@ class Study:
         if missing:
             raise RuntimeError(f"methods not trained yet in {self.run_dir}: {', '.join(missing)}")
         table = method_table(methods, weak["accuracy"], weak["n_train"])
+        test_correct = {m: r["correct"] for m, r in methods.items()} | {"weak": weak["correct"]}
+        self._add_intervals(table, test_correct)
         out = {
             "dataset": self.params.data.dataset,
             "weak_model": self.params.model_spec("weak").label(),
@@ -402,13 +459,33 @@ class Study:
             "n": {s: len(qs) for s, qs in sorted(self.splits.items())},
             "weak_label_accuracy": relsum["weak_label_accuracy"],
             "zero_shot_accuracy": {"weak": weak["zero_shot_accuracy"], "strong": self.zero_shot_accuracy("strong")},
-            "reliability": {k: relsum[k] for k in ("entropy_auroc", "reliability_auroc", "kept_fraction", "kept_accuracy")},
+            "reliability": {k: relsum[k] for k in ("entropy_auroc", "reliability_auroc", "kept_fraction", "kept_accuracy",
+                                                   "scores")},
             "methods": table,
+            "test_correct": test_correct,
+            "sweep": self._sweep_points(),
             "params": self.params.to_dict(),
             "provenance": provenance(seconds),
         }
         self._write_json("metrics.json", out)
         return out
+
+    def _add_intervals(self, table: dict[str, dict], test_correct: dict[str, str]) -> None:
+        """95% bootstrap intervals over C's questions (this run's one seed) for each method's
+        accuracy and PGR (:func:`relalign.stats.bootstrap_methods`), added to ``table``'s entries."""
+        from .stats import bootstrap_methods, parse_correct
+
+        iv = bootstrap_methods({m: [parse_correct(c)] for m, c in test_correct.items()}, seed=self.params.seed)
+        for m, entry in table.items():
+            for col in ("acc_lo", "acc_hi", "pgr_lo", "pgr_hi"):
+                if col in iv.columns:
+                    entry[col] = float(iv.loc[m, col])
+
+    def _sweep_points(self) -> list[dict]:
+        f = self.run_dir / "sweep.json"
+        if not f.is_file():
+            return []
+        return [{k: v for k, v in pt.items() if k != "correct"} for pt in json.loads(f.read_text())["points"]]
 
     def shown_path(self, path: Path) -> str:
         """``path`` relative to the repository when inside it (for printing in notebooks)."""

@@ -35,6 +35,13 @@ class OpenStudy(Study):
     def option_names(self) -> list[str]:
         return []  # answers are numbers, not a fixed set of options
 
+    @property
+    def n_answer_options(self) -> None:
+        return None  # any number can be an answer
+
+    def right_prediction(self, question: Question):
+        return question.final
+
     def describe_variation(self, qid: str, variation: int) -> str:
         if self.params.generation.variations == "sampling":
             return "greedy answer to the canonical prompt" if variation == 0 else \

@@ -13,7 +13,8 @@ from .evaluation import METHOD_ORDER
 from .params import Params
 from .runner import INCOMPLETE
 
-__all__ = ["find_runs", "methods_long", "runs_table", "effect_table", "markdown_table", "scratch_dir"]
+__all__ = ["find_runs", "methods_long", "runs_table", "effect_table", "intervals", "significance_lines",
+           "markdown_table", "scratch_dir"]
 
 
 def find_runs(results_root: str | Path) -> list[Path]:
@@ -29,16 +30,73 @@ def _load(run: Path) -> dict:
     return json.loads((run / "metrics.json").read_text())
 
 
+def study_of(metrics: dict) -> str:
+    """The study a run belongs to: its params' name (the runs of one params file over seeds share it)."""
+    return (metrics.get("params") or {}).get("name") or "?"
+
+
 def methods_long(runs: list[Path]) -> pd.DataFrame:
-    """One row per (run, method): dataset, run, method, accuracy, pgr, n_train."""
+    """One row per (run, method): dataset, study, run, seed, method, accuracy, pgr, n_train."""
     rows = []
     for run in runs:
         m = _load(run)
         for name, r in m["methods"].items():
             pgr = r.get("pgr")
-            rows.append({"dataset": m["dataset"], "run": run.name, "method": name, "accuracy": r["accuracy"],
-                         "pgr": math.nan if pgr is None else pgr, "n_train": r.get("n_train")})
-    return pd.DataFrame(rows, columns=["dataset", "run", "method", "accuracy", "pgr", "n_train"])
+            rows.append({"dataset": m["dataset"], "study": study_of(m), "run": run.name, "seed": m.get("seed"),
+                         "method": name, "accuracy": r["accuracy"], "pgr": math.nan if pgr is None else pgr,
+                         "n_train": r.get("n_train")})
+    return pd.DataFrame(rows, columns=["dataset", "study", "run", "seed", "method", "accuracy", "pgr", "n_train"])
+
+
+def intervals(runs: list[Path], n_boot: int = 2000) -> pd.DataFrame:
+    """Per (dataset, study, method): accuracy and PGR with 95% bootstrap intervals over test
+    examples and seeds, the difference from naive and whether it is significant
+    (:func:`relalign.stats.bootstrap_methods`). A study's runs are its seeds; only the methods
+    that every seed has are compared, and runs written before ``test_correct`` existed are left out."""
+    from .stats import bootstrap_methods, parse_correct
+
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for run in runs:
+        m = _load(run)
+        if m.get("test_correct"):
+            groups.setdefault((m["dataset"], study_of(m)), []).append(m)
+    frames = []
+    for (dataset, study), ms in sorted(groups.items()):
+        ms = sorted(ms, key=lambda m: m.get("seed", 0))
+        common = [k for k in ms[0]["test_correct"] if all(k in m["test_correct"] for m in ms)]
+        correct = {k: [parse_correct(m["test_correct"][k]) for m in ms] for k in common}
+        out = bootstrap_methods(correct, n_boot=n_boot)
+        out.insert(0, "method", out.index)
+        out.insert(0, "study", study)
+        out.insert(0, "dataset", dataset)
+        frames.append(out.reset_index(drop=True))
+    if not frames:
+        return pd.DataFrame(columns=["dataset", "study", "method", "accuracy", "acc_lo", "acc_hi"])
+    table = pd.concat(frames, ignore_index=True)
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    return table.sort_values(["dataset", "study", "method"], key=lambda c: c.map(rank) if c.name == "method" else c,
+                             kind="stable").reset_index(drop=True)
+
+
+def significance_lines(iv: pd.DataFrame) -> list[str]:
+    """One sentence per study: which methods differ significantly from naive (Holm-adjusted p < 0.05)."""
+    lines = []
+    for (dataset, study), g in iv.groupby(["dataset", "study"], sort=False):
+        g = g[g["method"].isin(set(g["method"]) - {"weak", "naive", "ceiling"})]
+        if "significant" not in g.columns or g.empty:
+            continue
+        seeds = int(g["n_seeds"].iloc[0])
+        sig = g[g["significant"].astype(bool)]
+        head = f"**{dataset}/{study}** ({seeds} seed{'s' if seeds != 1 else ''}, {int(g['n_test'].iloc[0])} test questions each): "
+        if sig.empty:
+            best = g.loc[g["diff"].idxmax()]
+            lines.append(head + f"no method differs significantly from naive (largest: {best['method']} "
+                                f"{best['diff']:+.1f} points, 95% CI [{best['diff_lo']:+.1f}, {best['diff_hi']:+.1f}]).")
+        else:
+            parts = [f"{r['method']} {r['diff']:+.1f} points [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}], p = {r['p_holm']:.3f}"
+                     for _, r in sig.iterrows()]
+            lines.append(head + "significantly different from naive: " + "; ".join(parts) + ".")
+    return lines
 
 
 def runs_table(runs: list[Path]) -> pd.DataFrame:
@@ -49,13 +107,16 @@ def runs_table(runs: list[Path]) -> pd.DataFrame:
         m = _load(run)
         acc = {k: v["accuracy"] for k, v in m["methods"].items()}
         rel = m["reliability"]
+        scores = rel.get("scores") or {}
         rows.append({
-            "dataset": m["dataset"], "run": run.name, "weak_model": m["weak_model"], "strong_model": m["strong_model"],
+            "dataset": m["dataset"], "study": study_of(m), "run": run.name, "seed": m.get("seed"),
+            "weak_model": m["weak_model"], "strong_model": m["strong_model"],
             "n_B": m["n"]["B"], "n_C": m["n"]["C"],
             "weak": acc.get("weak"), "naive": acc.get("naive"), "ceiling": acc.get("ceiling"),
             "gap": acc["ceiling"] - acc["weak"] if "ceiling" in acc and "weak" in acc else math.nan,
             "weak_label_accuracy": m["weak_label_accuracy"],
             "entropy_auroc": rel["entropy_auroc"], "reliability_auroc": rel["reliability_auroc"],
+            "mean_prob_auroc": (scores.get("mean_prob") or {}).get("auroc", math.nan),
             "strong_zero_shot": (m.get("zero_shot_accuracy") or {}).get("strong", math.nan),
             "minutes": (m.get("provenance") or {}).get("seconds", math.nan) / 60,
         })
@@ -63,9 +124,9 @@ def runs_table(runs: list[Path]) -> pd.DataFrame:
 
 
 def effect_table(long: pd.DataFrame, reference: str = "naive") -> pd.DataFrame:
-    """Accuracy of each method minus ``reference``'s, per run (points of accuracy on C): positive
-    where the reliability-aware method beat naive fine-tuning."""
-    wide = long.pivot_table(index=["dataset", "run"], columns="method", values="accuracy")
+    """Accuracy of each method minus ``reference``'s, per study (mean over its seeds; points of
+    accuracy on C): positive where the reliability-aware method beat naive fine-tuning."""
+    wide = long.pivot_table(index=["dataset", "study"], columns="method", values="accuracy", aggfunc="mean")
     methods = [c for c in wide.columns if c not in ("weak", reference, "ceiling")]
     return wide[methods].sub(wide[reference], axis=0).mul(100).round(1)
 
@@ -76,18 +137,35 @@ def scratch_dir() -> Path:
 
 
 def markdown_table(runs: list[Path]) -> str:
-    """The across-datasets table of README: accuracy on C of every method per run, the strong
-    model's zero-shot accuracy, the AUROC of the entropy score and the run's wall time."""
+    """The across-datasets table of README, one row per study: mean accuracy on C over its seeds of
+    every method with the half-width of its 95% interval (bold: significantly better than naive,
+    Holm-adjusted), the strong model's zero-shot accuracy, the AUROC of the entropy score and the
+    mean wall time of a run. Studies whose runs predate the intervals show plain accuracies."""
     long = methods_long(runs)
-    table = runs_table(runs).set_index(["dataset", "run"])
-    acc = long.pivot_table(index=["dataset", "run"], columns="method", values="accuracy")
+    table = runs_table(runs).groupby(["dataset", "study"]).agg(
+        n_C=("n_C", "first"), seeds=("run", "size"), strong_zero_shot=("strong_zero_shot", "mean"),
+        entropy_auroc=("entropy_auroc", "mean"), minutes=("minutes", "mean"))
+    acc = long.pivot_table(index=["dataset", "study"], columns="method", values="accuracy", aggfunc="mean")
+    iv = intervals(runs).set_index(["dataset", "study", "method"]) if runs else None
     methods = [m for m in METHOD_ORDER if m in acc.columns]
-    head = ["run", "n C", *methods, "strong 0-shot", "AUROC H", "min"]
+    head = ["study", "seeds", "n C", *methods, "strong 0-shot", "AUROC H", "min/run"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
-    for (dataset, run), row in acc.iterrows():
-        t = table.loc[(dataset, run)]
-        best = max((m for m in methods if m not in ("weak", "ceiling", "naive")), key=lambda m: row[m], default=None)
-        cells = [f"**{row[m]:.3f}**" if m == best and row[m] > row["naive"] else f"{row[m]:.3f}" for m in methods]
-        lines.append(f"| {dataset}/{run} | {int(t['n_C'])} | " + " | ".join(cells)
+    for (dataset, study), row in acc.iterrows():
+        t = table.loc[(dataset, study)]
+        cells = []
+        for m in methods:
+            if math.isnan(row[m]):
+                cells.append("")
+                continue
+            key = (dataset, study, m)
+            if iv is not None and key in iv.index:
+                r = iv.loc[key]
+                cell = f"{r['accuracy']:.3f} ±{(r['acc_hi'] - r['acc_lo']) / 2:.3f}"
+                if bool(r.get("significant", False)) and r["diff"] > 0:
+                    cell = f"**{cell}**"
+            else:
+                cell = f"{row[m]:.3f}"
+            cells.append(cell)
+        lines.append(f"| {dataset}/{study} | {int(t['seeds'])} | {int(t['n_C'])} | " + " | ".join(cells)
                      + f" | {t['strong_zero_shot']:.3f} | {t['entropy_auroc']:.2f} | {t['minutes']:.0f} |")
     return "\n".join(lines)

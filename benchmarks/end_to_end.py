@@ -17,7 +17,7 @@ an idle machine.
 
 records instead what finished runs wrote in their run_status.json (wall time and the kernels' peak
 memory), marked with the run it comes from; use it only for runs that started from an empty score
-cache, and say so.
+cache, and say so with ``--note`` (kept in the report as ``conditions``).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def measure(params: str, cache_root: Path) -> dict:
                 "accuracy_naive": m["methods"]["naive"]["accuracy"]}
 
 
-def from_run(run_dir: Path) -> dict:
+def from_run(run_dir: Path, note: str | None = None) -> dict:
     status = json.loads((run_dir / "run_status.json").read_text())
     m = json.loads((run_dir / "metrics.json").read_text())
     return {"params": status["params_file"], "ok": status["status"] == "complete", "dataset": m["dataset"], "n": m["n"],
@@ -74,7 +74,9 @@ def from_run(run_dir: Path) -> dict:
             "sweep_points": len(m.get("sweep") or []), "seconds": round(status["seconds"]),
             "minutes": round(status["seconds"] / 60, 1), "peak_rss_gib": status.get("peak_rss_gib"),
             "accuracy_naive": m["methods"]["naive"]["accuracy"], "source": f"{run_dir.relative_to(REPO)}/run_status.json",
-            "measured": time.strftime("%Y-%m-%d", time.gmtime(status["started"]))}
+            "overrides": status.get("overrides", []), "seed": m["params"]["seed"],
+            "measured": time.strftime("%Y-%m-%d", time.gmtime(status["started"])),
+            **({"conditions": note} if note else {})}
 
 
 def main() -> None:
@@ -83,10 +85,11 @@ def main() -> None:
     ap.add_argument("--cache", default=str(REPO / ".cache"), help="the cache whose converted models are reused")
     ap.add_argument("--from-runs", nargs="+", default=[], metavar="RUN_DIR",
                     help="record finished runs' own run_status.json instead of running")
+    ap.add_argument("--note", help="with --from-runs: how those runs were made (cache, other load), kept in the report")
     args = ap.parse_args()
     report = json.loads(OUT.read_text()) if OUT.is_file() else {"runs": {}}
     for run_dir in args.from_runs:
-        r = from_run(Path(run_dir).resolve())
+        r = from_run(Path(run_dir).resolve(), args.note)
         report["runs"][r["params"]] = r
         print(json.dumps(r, indent=2), flush=True)
     for params in args.params:

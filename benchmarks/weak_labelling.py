@@ -258,10 +258,17 @@ def main() -> None:
             "fraction_of_matmul": round(flop_options / t_options / 1e9 / mm["gflops"], 3),
         },
         "ratio_scorer_over_loop": round(scorer_qps / loop_qps, 2),
+        "ratio_bound": {
+            "ratio": round(len(prompts) / k / (flop_letters / 1e9 / mm["gflops"]) / loop_qps, 2),
+            "note": "the ratio if the scorer did its useful FLOPs at the full measured matmul rate (an upper bound "
+                    "for this loop on this CPU)",
+        },
         "agreement": {
             "fraction": round(float(np.mean(agree)), 4),
             "prompts": len(agree),
             "loop_first_token_is_a_letter": round(float(np.mean(parsed)), 4),
+            "fraction_where_the_loop_gave_a_letter": round(float(np.mean([a for a, ok in zip(agree, parsed) if ok])), 4)
+            if any(parsed) else None,
             "note": "scorer letter (argmax over the letters) vs the loop's first generated token; on prompts "
                     "beyond the timed subset the first token comes from generate(max_new_tokens=1), untimed",
         },

@@ -57,8 +57,11 @@ def evaluate(out: str) -> None:
 
 
 if __name__ == "__main__":
+    from relalign.distributed import shutdown
+
     mode, *rest = sys.argv[1:]
     if mode == "train":
         train(*rest)
     else:
         evaluate(rest[-1])
+    shutdown()

@@ -61,3 +61,13 @@ def test_a_study_trains_lora_through_accelerate_launch(write_params, tmp_path, m
     assert (folder / "adapter" / "adapter_config.json").is_file()
     assert (folder / "fingerprint.txt").read_text() == study.fingerprint("weak", "supervisor")
     assert 0 <= weak["accuracy"] <= 1
+
+
+def test_shutdown_is_a_no_op_outside_a_process_group():
+    import torch.distributed as dist
+
+    from relalign.distributed import shutdown
+
+    assert not dist.is_initialized()
+    shutdown()  # must neither raise nor start anything
+    assert not dist.is_initialized()

@@ -129,10 +129,12 @@ def cmd_batch(args) -> int:
 
 def cmd_train(args) -> int:
     """One training run, in this process or in each process of `accelerate launch`."""
+    from .distributed import shutdown
     from .study import Study
 
     study = Study.open(args.params, args.run_dir)
     study.train(args.role, args.name).close()
+    shutdown()
     return 0
 
 

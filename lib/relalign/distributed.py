@@ -24,6 +24,18 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def shutdown() -> None:
+    """End this process's part in a multi-process run cleanly: wait for every process, then
+    destroy the process group. Without it a process that finishes first can exit while gloo's
+    threads still talk to the others, and the launcher sees an abort ("terminate called without
+    an active exception") after the work itself succeeded. A no-op outside a process group."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def gather_rows(accelerator, fn: Callable[[list[int]], np.ndarray], n: int, batch_size: int) -> np.ndarray:
     """``fn(indices) -> [len(indices), ...]`` evaluated over ``range(n)`` split across processes;
     every process gets all ``n`` rows back, in order."""

@@ -38,6 +38,14 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "benchmarks" / "end_to_end.json"
 
 
+def _entry(m: dict, seconds: float, status: dict) -> dict:
+    """What one run's report holds, from its metrics.json (``m``), wall time and run_status.json."""
+    return {"dataset": m["dataset"], "n": m["n"], "weak_model": m["weak_model"], "strong_model": m["strong_model"],
+            "training_mode": m["params"]["training"]["mode"], "methods_trained": len(m["methods"]) - 1,
+            "sweep_points": len(m.get("sweep") or []), "seconds": round(seconds), "minutes": round(seconds / 60, 1),
+            "peak_rss_gib": status.get("peak_rss_gib"), "accuracy_naive": m["methods"]["naive"]["accuracy"]}
+
+
 def measure(params: str, cache_root: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -56,24 +64,14 @@ def measure(params: str, cache_root: Path) -> dict:
         if proc.returncode:
             return {"params": params, "ok": False, "seconds": round(seconds), "error": proc.stderr[-2000:]}
         m = json.loads((run_dir / "metrics.json").read_text())
-        return {"params": params, "ok": True, "dataset": m["dataset"], "n": m["n"],
-                "weak_model": m["weak_model"], "strong_model": m["strong_model"],
-                "training_mode": m["params"]["training"]["mode"], "methods_trained": len(m["methods"]) - 1,
-                "sweep_points": len(m.get("sweep") or []),
-                "seconds": round(seconds), "minutes": round(seconds / 60, 1),
-                "peak_rss_gib": status.get("peak_rss_gib"),
-                "accuracy_naive": m["methods"]["naive"]["accuracy"]}
+        return {"params": params, "ok": True, **_entry(m, seconds, status)}
 
 
 def from_run(run_dir: Path, note: str | None = None) -> dict:
     status = json.loads((run_dir / "run_status.json").read_text())
     m = json.loads((run_dir / "metrics.json").read_text())
-    return {"params": status["params_file"], "ok": status["status"] == "complete", "dataset": m["dataset"], "n": m["n"],
-            "weak_model": m["weak_model"], "strong_model": m["strong_model"],
-            "training_mode": m["params"]["training"]["mode"], "methods_trained": len(m["methods"]) - 1,
-            "sweep_points": len(m.get("sweep") or []), "seconds": round(status["seconds"]),
-            "minutes": round(status["seconds"] / 60, 1), "peak_rss_gib": status.get("peak_rss_gib"),
-            "accuracy_naive": m["methods"]["naive"]["accuracy"], "source": f"{run_dir.relative_to(REPO)}/run_status.json",
+    return {"params": status["params_file"], "ok": status["status"] == "complete", **_entry(m, status["seconds"], status),
+            "source": f"{run_dir.relative_to(REPO)}/run_status.json",
             "overrides": status.get("overrides", []), "seed": m["params"]["seed"],
             "measured": time.strftime("%Y-%m-%d", time.gmtime(status["started"])),
             **({"conditions": note} if note else {})}

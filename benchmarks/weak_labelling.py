@@ -211,8 +211,9 @@ def main() -> None:
     head_flop = 2 * work["d_model"] * work["vocab"]
     flop_options = body_flop + head_flop * (work["last_positions"] + work["option_positions"])
     flop_letters = body_flop + head_flop * work["last_positions"]
+    n_questions = len(prompts) / k
     loop_qps = n_loop / k / t_loop
-    scorer_qps = len(prompts) / k / t_score
+    scorer_qps = n_questions / t_score
     useful = flop_letters / t_score / 1e9
     result = {
         "what": "weak-labelling throughput: project scorer vs a reference-style generate loop",
@@ -252,14 +253,14 @@ def main() -> None:
             "method": "the same call with option_logprobs=True (logits at every option token too), one run",
             "same_letters_as_letter_only": same_letters,
             "seconds": round(t_options, 2),
-            "questions_per_s": round(len(prompts) / k / t_options, 3),
-            "ratio_over_loop": round(len(prompts) / k / t_options / loop_qps, 2),
+            "questions_per_s": round(n_questions / t_options, 3),
+            "ratio_over_loop": round(n_questions / t_options / loop_qps, 2),
             "useful_gflops": round(flop_options / t_options / 1e9, 1),
             "fraction_of_matmul": round(flop_options / t_options / 1e9 / mm["gflops"], 3),
         },
         "ratio_scorer_over_loop": round(scorer_qps / loop_qps, 2),
         "ratio_bound": {
-            "ratio": round(len(prompts) / k / (flop_letters / 1e9 / mm["gflops"]) / loop_qps, 2),
+            "ratio": round(n_questions / (flop_letters / 1e9 / mm["gflops"]) / loop_qps, 2),
             "note": "the ratio if the scorer did its useful FLOPs at the full measured matmul rate (an upper bound "
                     "for this loop on this CPU)",
         },

@@ -19,3 +19,46 @@ def test_sampling_is_seeded(tiny_model):
     a = generate(model, tok, ["what is the sun"] * 3, d, progress=False)
     b = generate(model, tok, ["what is the sun"] * 3, d, progress=False)
     assert a == b
+
+
+class _CharTokenizer:
+    """Just enough of a tokenizer for FinalAnswerStop: one token per listed piece."""
+
+    pieces = ["<pad>", "Q", " 7", "\n", "####", " 12", ",", "345", " so", "\n\n"]
+
+    def get_vocab(self):
+        return {p: i for i, p in enumerate(self.pieces)}
+
+    def convert_tokens_to_string(self, tokens):
+        return "".join(tokens)
+
+    def decode(self, ids, skip_special_tokens=True):
+        return "".join(self.pieces[i] for i in ids if not (skip_special_tokens and i == 0))
+
+
+def test_final_answer_stop_marks_each_row_when_its_final_line_is_complete():
+    import torch
+
+    from relalign.generation import FinalAnswerStop
+
+    tok = _CharTokenizer()
+    ix = tok.get_vocab()
+    rows = [
+        ["Q", " so", "####", " 12", "\n"],  # complete: stop
+        ["Q", "####", " 12", ",", "345"],  # the number may go on
+        ["Q", " 7", "\n", " so", "\n\n"],  # a newline, but no "#### N"
+        ["Q", "####", " 12", "\n\n", " so"],  # complete, but the newest token has no newline: seen one step earlier
+    ]
+    ids = torch.tensor([[ix[p] for p in r] for r in rows])
+    assert FinalAnswerStop(tok, prompt_width=1)(ids).tolist() == [True, False, False, False]
+    # the prompt's own "#### 12\n" (left of prompt_width) does not count
+    assert FinalAnswerStop(tok, prompt_width=5)(ids).tolist() == [False] * 4
+
+
+def test_stop_after_final_is_part_of_the_decoding_key_only_when_on(tiny_model):
+    assert "stop_after_final" not in Decoding().as_dict()  # keys of runs made before the option
+    assert Decoding(stop_after_final=True).as_dict()["stop_after_final"] is True
+    model, tok = tiny_model  # a model that never writes "####" is decoded exactly as without the option
+    prompts = ["what is the sun", "water"]
+    assert generate(model, tok, prompts, Decoding(max_new_tokens=5, stop_after_final=True), progress=False) == \
+        generate(model, tok, prompts, Decoding(max_new_tokens=5), progress=False)

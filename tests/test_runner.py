@@ -122,3 +122,23 @@ def test_the_real_notebooks_run_end_to_end_on_a_tiny_model(write_params, tmp_pat
     assert len(pd.read_csv(summary / "intervals.csv")) == 1 + len(METHODS)  # weak + every method, one seed
     runs = pd.read_csv(summary / "runs.csv")
     assert list(runs["dataset"]) == ["sciq"] and runs.loc[0, "naive"] == m["methods"]["naive"]["accuracy"]
+
+
+def test_executed_notebooks_name_no_path_of_the_machine(tmp_path):
+    import nbformat
+
+    from relalign.params import REPO_ROOT
+    from relalign.runner import _relative_metadata
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["papermill"] = {"input_path": str(REPO_ROOT / "notebooks" / "01.ipynb"), "output_path": None}
+    cell = nbformat.v4.new_code_cell("x = 1")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr",
+                                           text=f"{REPO_ROOT}/.venv/lib/x.py:3: FutureWarning: old\n  warnings.warn(\n")]
+    nb.cells.append(cell)
+    path = tmp_path / "run.ipynb"
+    nbformat.write(nb, path)
+    _relative_metadata(path)
+    text = path.read_text()
+    assert str(REPO_ROOT) not in text
+    assert ".venv/lib/x.py:3: FutureWarning: old" in nbformat.read(path, as_version=4).cells[0].outputs[0]["text"]

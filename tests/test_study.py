@@ -109,3 +109,14 @@ def test_lora_mode_trains_adapters_and_reloads_them(write_params, tmp_path):
     # the base model is left without adapter layers for the next method
     model, _ = study.model("strong")
     assert not any("lora" in n for n, _ in model.named_parameters())
+
+
+def test_methods_the_params_leave_out_are_never_trained(write_params, tmp_path):
+    study = Study.open(write_params({"methods": ["naive", "reweighting", "ceiling"], "reliability": {"sweep": [0.5]}}),
+                       tmp_path / "run")
+    table = study.train_methods(["naive", "filtering", "filtering_sampled"])
+    assert table.index.tolist() == ["naive"]
+    sweep = study.threshold_sweep()  # no paper point: filtering is not listed
+    assert sweep["paper"].tolist() == [False]
+    trained = sorted(f.stem for f in (study.run_dir / "methods").glob("*.json"))
+    assert "filtering" not in trained and "filtering_sampled" not in trained and "naive" in trained

@@ -118,3 +118,12 @@ def test_no_significant_difference_is_said_so(tmp_path):
     _seeded(tmp_path, gain=0.0)
     lines = summary.significance_lines(summary.intervals(summary.find_runs(tmp_path), n_boot=200))
     assert "no method differs significantly from naive" in lines[0]
+
+
+def test_minutes_of_a_run_are_its_whole_relalign_run_when_it_completed(results):
+    run = results / "sciq" / "default"
+    (run / "run_status.json").write_text(json.dumps({"status": "complete", "seconds": 600.0}))
+    (results / "mmlu" / "offline" / "run_status.json").write_text(json.dumps({"status": "running"}))
+    table = summary.runs_table(summary.find_runs(results)).set_index("dataset")
+    assert table.loc["sciq", "minutes"] == pytest.approx(10.0)  # not metrics.json's 2 minutes
+    assert table.loc["mmlu", "minutes"] == pytest.approx(2.0)  # no finished run status: metrics.json's time

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["normalise_number", "parse_number", "trim_after_final"]
+__all__ = ["final_line_complete", "normalise_number", "parse_number", "trim_after_final"]
 
 # a number: optional sign and currency, digits with optional thousands separators, optional decimals
 _NUMBER = r"-?\$?\s?-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\$?\s?-?\.\d+"
@@ -60,3 +60,12 @@ def trim_after_final(text: str) -> str:
     if m:
         return text[: m.end()].strip()
     return text.strip()
+
+
+def final_line_complete(text: str) -> bool:
+    """Whether ``text`` holds a "#### N" whose line has ended: nothing written after that newline
+    can change :func:`parse_number` or :func:`trim_after_final` of the text, so generation can stop
+    there (a number cannot run on past a newline; "#### 1,2" with no newline yet might still
+    become "#### 1,234")."""
+    m = _FINAL.search(text)
+    return bool(m) and "\n" in text[m.end():]

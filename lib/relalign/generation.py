@@ -1,17 +1,27 @@
 """Batched generation for tasks whose answers are free text (GSM8K): left padding, prompts sorted
 by length so that batches waste little padding, decoding pinned by the caller (greedy by default),
 results returned in the prompts' order. The reference generated one prompt at a time with each
-checkpoint's own generation config (method.md, defects 3 and 6)."""
+checkpoint's own generation config (method.md, defects 3 and 6).
+
+With ``stop_after_final`` a row stops once its "#### N" line is complete
+(:func:`~relalign.answers.final_line_complete`): its parsed answer and trimmed solution are then
+exactly those of the full generation, and a batch ends when every row has answered instead of
+when its most long-winded row reaches ``max_new_tokens`` (untrained models often write "#### N"
+and then go on with another question)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Sequence
 
 import torch
 from tqdm import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
 
-__all__ = ["Decoding", "generate"]
+from .answers import final_line_complete
+
+__all__ = ["Decoding", "FinalAnswerStop", "generate"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +33,7 @@ class Decoding:
     temperature: float = 1.0  # used only when sampling
     top_p: float = 1.0
     seed: int = 0
+    stop_after_final: bool = False  # stop a row once its "#### N" line is complete
 
     def kwargs(self) -> dict:
         kw = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
@@ -33,7 +44,35 @@ class Decoding:
         return kw
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.stop_after_final:  # the cache keys of runs made before this option existed
+            del d["stop_after_final"]
+        return d
+
+
+@lru_cache(maxsize=4)
+def _newline_ids(tokenizer) -> frozenset[int]:
+    """The ids of the tokens whose text holds a newline (about a second for a 150k vocabulary)."""
+    return frozenset(i for tok, i in tokenizer.get_vocab().items() if "\n" in tokenizer.convert_tokens_to_string([tok]))
+
+
+class FinalAnswerStop(StoppingCriteria):
+    """Per row: done once the text generated after the prompt (the first ``prompt_width``
+    columns) has a complete "#### N" line. Rows are decoded only when their newest token holds a
+    newline, the only token that can complete the line."""
+
+    def __init__(self, tokenizer, prompt_width: int):
+        self.tokenizer = tokenizer
+        self.width = prompt_width
+        self.newline = _newline_ids(tokenizer)
+
+    def __call__(self, input_ids: torch.LongTensor, scores=None, **kwargs) -> torch.BoolTensor:
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        for r in range(input_ids.shape[0]):
+            if int(input_ids[r, -1]) in self.newline:
+                text = self.tokenizer.decode(input_ids[r, self.width :], skip_special_tokens=True)
+                done[r] = final_line_complete(text)
+        return done
 
 
 @torch.inference_mode()
@@ -59,8 +98,9 @@ def generate(model, tokenizer, prompts: Sequence[str], decoding: Decoding = Deco
             for r, i in enumerate(idx):  # left padding: every prompt ends at the last column
                 ids[r, width - len(enc[i]) :] = torch.tensor(enc[i])
                 att[r, width - len(enc[i]) :] = 1
+            stop = StoppingCriteriaList([FinalAnswerStop(tokenizer, width)]) if decoding.stop_after_final else None
             gen = model.generate(input_ids=ids.to(device), attention_mask=att.to(device), pad_token_id=pad_id,
-                                 **decoding.kwargs())
+                                 stopping_criteria=stop, **decoding.kwargs())
             for r, i in enumerate(idx):
                 out[i] = tokenizer.decode(gen[r, width:], skip_special_tokens=True)
             bar.update(len(idx))

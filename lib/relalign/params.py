@@ -152,6 +152,7 @@ class GenerationParams:
     variations: str = "templates"  # templates: K prompt templates, greedy | sampling: template 0, K-1 samples
     temperature: float = 0.7  # variations: sampling only (variation 0 stays greedy)
     top_p: float = 0.95
+    stop_after_final: bool = True  # stop a row once its "#### N" line is complete (same answers, less time)
 
 
 @dataclass

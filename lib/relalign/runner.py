@@ -78,7 +78,9 @@ def _for_notebook(path: Path) -> str:
 
 
 def _relative_metadata(nb_path: Path) -> None:
-    """Papermill records the absolute input and output paths; keep them repository-relative."""
+    """Papermill records the absolute input and output paths, and a warning printed by a library
+    names the file it comes from: keep both repository-relative, so that a committed run names no
+    path of the machine it ran on."""
     import nbformat
 
     nb = nbformat.read(nb_path, as_version=4)
@@ -86,6 +88,11 @@ def _relative_metadata(nb_path: Path) -> None:
     for key in ("input_path", "output_path"):
         if meta.get(key):
             meta[key] = _for_notebook(Path(meta[key]))
+    root = str(REPO_ROOT) + os.sep
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and root in output.get("text", ""):
+                output["text"] = output["text"].replace(root, "")
     nbformat.write(nb, nb_path)
 
 

@@ -395,19 +395,21 @@ class Study:
     def threshold_sweep(self, fractions: Sequence[float] | None = None) -> pd.DataFrame:
         """Strong accuracy on C when trained on the most reliable fraction of B's rows (weight 1),
         one row per fraction of ``reliability.sweep``; the paper's median filter is the row
-        ``paper`` (its own kept fraction). Saved to ``sweep.json``."""
+        ``paper`` (its own kept fraction; present when the params list ``filtering``). Saved to
+        ``sweep.json``."""
         fractions = self.params.reliability.sweep if fractions is None else fractions
         recs = []
         for f in fractions:
             r = self.train_strong(sweep_name(f))
             recs.append({"fraction": f, "accuracy": r["accuracy"], "rows": r["n_train"],
                          "label_accuracy": r["label_accuracy"], "correct": r["correct"]})
-        filt = self.train_strong("filtering")
-        paper = self.reliability_summary()["kept_fraction"]
-        recs.append({"fraction": paper, "accuracy": filt["accuracy"], "rows": filt["n_train"],
-                     "label_accuracy": filt["label_accuracy"], "correct": filt["correct"], "paper": True})
-        table = pd.DataFrame.from_records(recs)
-        table["paper"] = table.get("paper", False).fillna(False).astype(bool)
+        if "filtering" in self.params.methods:
+            filt = self.train_strong("filtering")
+            paper = self.reliability_summary()["kept_fraction"]
+            recs.append({"fraction": paper, "accuracy": filt["accuracy"], "rows": filt["n_train"],
+                         "label_accuracy": filt["label_accuracy"], "correct": filt["correct"], "paper": True})
+        table = pd.DataFrame.from_records(recs, columns=["fraction", "accuracy", "rows", "label_accuracy", "correct", "paper"])
+        table["paper"] = table["paper"].fillna(False).astype(bool)
         self._write_json("sweep.json", {"points": table.to_dict(orient="records")})
         return table
 
@@ -420,8 +422,10 @@ class Study:
         return pd.DataFrame.from_dict({m: self.label_quality(self.training_rows(m)) for m in methods}, orient="index")
 
     def train_methods(self, methods: Sequence[str]) -> pd.DataFrame:
-        """Train S for each method (reusing what is already trained); accuracy on C and rows."""
-        res = {m: self.train_strong(m) for m in methods}
+        """Train S for each of ``methods`` that the params list (``methods:``; a method the params
+        leave out is skipped, so a run never pays for one it does not report), reusing what is
+        already trained; accuracy on C and rows."""
+        res = {m: self.train_strong(m) for m in methods if m in self.params.methods}
         return pd.DataFrame.from_dict({m: {"accuracy on C": r["accuracy"], "rows": r["n_train"]} for m, r in res.items()},
                                       orient="index")
 
@@ -439,6 +443,7 @@ class Study:
     def metrics(self, seconds: float | None = None) -> dict:
         """Assemble and write ``metrics.json``. ``seconds`` defaults to the time since ``relalign run``
         started this run directory (None for a notebook run by hand)."""
+        strong_zero_shot = self.zero_shot_accuracy("strong")  # before the clock is read: by generation it takes minutes
         status = self.run_dir / "run_status.json"
         if seconds is None and status.is_file():
             seconds = time.time() - json.loads(status.read_text())["started"]
@@ -458,7 +463,7 @@ class Study:
             "seed": self.params.seed,
             "n": {s: len(qs) for s, qs in sorted(self.splits.items())},
             "weak_label_accuracy": relsum["weak_label_accuracy"],
-            "zero_shot_accuracy": {"weak": weak["zero_shot_accuracy"], "strong": self.zero_shot_accuracy("strong")},
+            "zero_shot_accuracy": {"weak": weak["zero_shot_accuracy"], "strong": strong_zero_shot},
             "reliability": {k: relsum[k] for k in ("entropy_auroc", "reliability_auroc", "kept_fraction", "kept_accuracy",
                                                    "scores")},
             "methods": table,

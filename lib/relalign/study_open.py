@@ -61,9 +61,9 @@ class OpenStudy(Study):
 
         g = self.params.generation
         if sample is None:
-            return Decoding(max_new_tokens=g.max_new_tokens)
+            return Decoding(max_new_tokens=g.max_new_tokens, stop_after_final=g.stop_after_final)
         return Decoding(max_new_tokens=g.max_new_tokens, do_sample=True, temperature=g.temperature, top_p=g.top_p,
-                        seed=self.params.seed * 1000 + sample)
+                        seed=self.params.seed * 1000 + sample, stop_after_final=g.stop_after_final)
 
     def generate(self, role: str, name: str | None, prompts: Sequence[Prompt], desc: str, sample: int | None = None) -> list[str]:
         """Texts that ``role``'s model writes after ``prompts``: the base model (``name`` None) or

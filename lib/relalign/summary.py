@@ -13,7 +13,7 @@ from .evaluation import METHOD_ORDER
 from .params import Params
 from .runner import INCOMPLETE
 
-__all__ = ["find_runs", "methods_long", "runs_table", "effect_table", "intervals", "significance_lines",
+__all__ = ["find_runs", "methods_long", "runs_table", "run_seconds", "effect_table", "intervals", "significance_lines",
            "markdown_table", "scratch_dir"]
 
 
@@ -118,9 +118,21 @@ def runs_table(runs: list[Path]) -> pd.DataFrame:
             "entropy_auroc": rel["entropy_auroc"], "reliability_auroc": rel["reliability_auroc"],
             "mean_prob_auroc": (scores.get("mean_prob") or {}).get("auroc", math.nan),
             "strong_zero_shot": (m.get("zero_shot_accuracy") or {}).get("strong", math.nan),
-            "minutes": (m.get("provenance") or {}).get("seconds", math.nan) / 60,
+            "minutes": run_seconds(run, m) / 60,
         })
     return pd.DataFrame(rows)
+
+
+def run_seconds(run: Path, metrics: dict) -> float:
+    """Wall-clock seconds of a run: the whole ``relalign run`` from its run_status.json when it
+    completed, else the time up to writing metrics.json (a notebook run by hand: NaN)."""
+    status = run / "run_status.json"
+    if status.is_file():
+        st = json.loads(status.read_text())
+        if st.get("status") == "complete" and st.get("seconds") is not None:
+            return float(st["seconds"])
+    seconds = (metrics.get("provenance") or {}).get("seconds")
+    return math.nan if seconds is None else float(seconds)
 
 
 def effect_table(long: pd.DataFrame, reference: str = "naive") -> pd.DataFrame:

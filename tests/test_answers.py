@@ -1,8 +1,8 @@
 """Numeric answer parsing on a table of hard cases (GSM8K-style solutions)."""
 
-import pytest
-
 import random
+
+import pytest
 
 from relalign.answers import final_line_complete, normalise_number, parse_number, trim_after_final
 

@@ -128,7 +128,7 @@ def test_executed_notebooks_name_no_path_of_the_machine(tmp_path):
     import nbformat
 
     from relalign.params import REPO_ROOT
-    from relalign.runner import _relative_metadata
+    from relalign.runner import _relative_paths
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["papermill"] = {"input_path": str(REPO_ROOT / "notebooks" / "01.ipynb"), "output_path": None}
@@ -138,7 +138,7 @@ def test_executed_notebooks_name_no_path_of_the_machine(tmp_path):
     nb.cells.append(cell)
     path = tmp_path / "run.ipynb"
     nbformat.write(nb, path)
-    _relative_metadata(path)
+    _relative_paths(path)
     text = path.read_text()
     assert str(REPO_ROOT) not in text
     assert ".venv/lib/x.py:3: FutureWarning: old" in nbformat.read(path, as_version=4).cells[0].outputs[0]["text"]

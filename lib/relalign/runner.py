@@ -77,7 +77,7 @@ def _for_notebook(path: Path) -> str:
     return os.path.relpath(path, NOTEBOOK_DIR)
 
 
-def _relative_metadata(nb_path: Path) -> None:
+def _relative_paths(nb_path: Path) -> None:
     """Papermill records the absolute input and output paths, and a warning printed by a library
     names the file it comes from: keep both repository-relative, so that a committed run names no
     path of the machine it ran on."""
@@ -152,7 +152,7 @@ def run(
                 log_output=log_output,
                 kernel_manager_class=IPCKernelManager.get(),
             )
-            _relative_metadata(out / f"{name}.ipynb")
+            _relative_paths(out / f"{name}.ipynb")
             _write_status(out, peak_rss_gib=peak_child_rss_gib())
         except pm.PapermillExecutionError as e:
             _write_status(out, status="failed", failed_notebook=name, error=f"{e.ename}: {e.evalue}",
@@ -187,7 +187,7 @@ def run_summary(results_root: str | Path | None = None, out: str | Path | None =
         )
     except pm.PapermillExecutionError as e:
         raise RunFailed(f"{SUMMARY_NOTEBOOK} failed: {e.ename}: {e.evalue} (see {nb})") from None
-    _relative_metadata(nb)
+    _relative_paths(nb)
     return nb
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from .evaluation import METHOD_ORDER
 from .params import Params
-from .runner import INCOMPLETE
+from .runner import INCOMPLETE, STATUS
 
 __all__ = ["find_runs", "methods_long", "runs_table", "run_seconds", "effect_table", "intervals", "significance_lines",
            "markdown_table", "scratch_dir"]
@@ -126,7 +126,7 @@ def runs_table(runs: list[Path]) -> pd.DataFrame:
 def run_seconds(run: Path, metrics: dict) -> float:
     """Wall-clock seconds of a run: the whole ``relalign run`` from its run_status.json when it
     completed, else the time up to writing metrics.json (a notebook run by hand: NaN)."""
-    status = run / "run_status.json"
+    status = run / STATUS
     if status.is_file():
         st = json.loads(status.read_text())
         if st.get("status") == "complete" and st.get("seconds") is not None:

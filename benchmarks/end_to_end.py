@@ -32,6 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from relalign.runner import STATUS
 from weak_labelling import cpu_model  # noqa: E402  (benchmarks/ is this script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,7 +61,7 @@ def measure(params: str, cache_root: Path) -> dict:
         proc = subprocess.run([sys.executable, "-m", "relalign.cli", "run", params, "--out", str(run_dir)],
                               env=env, cwd=REPO, capture_output=True, text=True)
         seconds = time.time() - t0
-        status = json.loads((run_dir / "run_status.json").read_text()) if (run_dir / "run_status.json").is_file() else {}
+        status = json.loads((run_dir / STATUS).read_text()) if (run_dir / STATUS).is_file() else {}
         if proc.returncode:
             return {"params": params, "ok": False, "seconds": round(seconds), "error": proc.stderr[-2000:]}
         m = json.loads((run_dir / "metrics.json").read_text())
@@ -68,10 +69,10 @@ def measure(params: str, cache_root: Path) -> dict:
 
 
 def from_run(run_dir: Path, note: str | None = None) -> dict:
-    status = json.loads((run_dir / "run_status.json").read_text())
+    status = json.loads((run_dir / STATUS).read_text())
     m = json.loads((run_dir / "metrics.json").read_text())
     return {"params": status["params_file"], "ok": status["status"] == "complete", **_entry(m, status["seconds"], status),
-            "source": f"{run_dir.relative_to(REPO)}/run_status.json",
+            "source": f"{run_dir.relative_to(REPO)}/{STATUS}",
             "overrides": status.get("overrides", []), "seed": m["params"]["seed"],
             "measured": time.strftime("%Y-%m-%d", time.gmtime(status["started"])),
             **({"conditions": note} if note else {})}

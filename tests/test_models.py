@@ -108,3 +108,10 @@ def test_a_changed_file_is_caught_even_after_conversion(tmp_path, monkeypatch):
     (tmp_path / "site" / "fake_model_pkg" / "data" / "part02.bin").write_bytes(b"truncated")
     with pytest.raises(ModelFileError, match="reinstall fake-model-pkg==1.0"):
         resolve_model(ModelSpec(source="registry", name="fake"), tmp_path / "cache")
+
+
+def test_a_model_reference_names_it_the_same_on_every_machine():
+    assert ModelSpec(source="hub", id="org/model").reference() == "org/model"
+    assert ModelSpec(source="hub", id="org/model", revision="abc").reference() == "org/model@abc"
+    assert ModelSpec(source="registry", name="smollm2-135m-instruct").reference() == "relalign-registry:smollm2-135m-instruct"
+    assert ModelSpec(source="local", path="/models/m", gguf_file="m.gguf").reference() == "/models/m/m.gguf"

@@ -100,7 +100,10 @@ def test_lora_mode_trains_adapters_and_reloads_them(write_params, tmp_path):
     study = Study.open(write_params({"training": {"mode": "lora", "views": "variations"}}), tmp_path / "run")
     weak = study.weak_supervisor()
     assert 0 <= weak["zero_shot_accuracy"] <= 1  # the base model's letter answer
-    assert (study.run_dir / "trained" / "weak" / "supervisor" / "adapter" / "adapter_config.json").is_file()
+    config = json.loads((study.run_dir / "trained" / "weak" / "supervisor" / "adapter" / "adapter_config.json").read_text())
+    # the base model as params name it, not the converted copy in this machine's cache
+    assert config["base_model_name_or_path"] == study.params.model_spec("weak").reference()
+    assert str(study.params.resolved_cache_dir()) not in json.dumps(config)
     labels = study.weak_labels()  # reloads the saved adapter
     assert len(labels) == 5 * 12
     r = study.train_strong("reweighting_sampled")

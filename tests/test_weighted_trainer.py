@@ -7,6 +7,7 @@ parameter by minus its gradient, so comparing parameters after one step compares
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
@@ -132,11 +133,15 @@ def test_an_interrupted_lora_run_resumes_from_its_last_checkpoint(tiny_model, tm
     assert not any("lora" in n for n, _ in base.named_parameters())  # the failed run took its adapter away
     assert (tmp_path / "m" / "checkpoints" / "checkpoint-2").is_dir()
     assert not (tmp_path / "m" / "fingerprint.txt").exists()  # not finished, so never mistaken for done
-    resumed = LoraLearner(lambda: (base, tok), lora, seed=0, out_dir=tmp_path, callbacks=[Start()], save_steps=1)
+    resumed = LoraLearner(lambda: (base, tok), lora, seed=0, out_dir=tmp_path, callbacks=[Start()], save_steps=1,
+                          base_name="org/base@abc")
     resumed.fit("m", prompts, targets, [1.0] * 6, fingerprint="fp").close()
     assert Start.step == 2
     assert (tmp_path / "m" / "fingerprint.txt").read_text() == "fp"
     assert not (tmp_path / "m" / "checkpoints").exists()
+    # the adapter names its base as the caller does, not by the folder the base was loaded from
+    config = json.loads((tmp_path / "m" / "adapter" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "org/base@abc"
 
 
 @pytest.mark.parametrize("family", ["llama", "mistral", "qwen2", "gemma", "gemma3_text"])

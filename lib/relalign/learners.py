@@ -154,8 +154,9 @@ class LoraLearner:
     """LoRA fine-tuning of a fresh adapter per training set on a shared base model."""
 
     def __init__(self, load_model: Callable[[], tuple], lora, seed: int, out_dir: Path, batch_tokens: int = 2048,
-                 callbacks: list | None = None, **trainer_overrides):
+                 callbacks: list | None = None, base_name: str | None = None, **trainer_overrides):
         self.load_model = load_model
+        self.base_name = base_name  # the base model's name in saved adapter configs (ModelSpec.reference)
         self.lora = lora
         self.seed = seed
         self.out_dir = Path(out_dir)
@@ -223,7 +224,11 @@ class LoraLearner:
             model.unload()  # leave the shared base model clean; the checkpoints stay for a resume
             raise
         if main:
-            model.save_pretrained(folder / "adapter")
+            if self.base_name:  # else PEFT writes the loaded folder's path, a converted copy in this machine's cache
+                model.peft_config["default"].base_model_name_or_path = self.base_name
+            # The vocabulary is never resized, so no embedding layer is saved (PEFT's "auto" would
+            # look the base name up on the hub to find out).
+            model.save_pretrained(folder / "adapter", save_embedding_layers=False)
             shutil.rmtree(ckpt_dir, ignore_errors=True)
             (folder / FINGERPRINT).write_text(fingerprint)
         trainer.accelerator.wait_for_everyone()

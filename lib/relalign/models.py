@@ -157,6 +157,16 @@ class ModelSpec:
             return str(self.name)
         return Path(str(self.path)).name + (f"/{self.gguf_file}" if self.gguf_file else "")
 
+    def reference(self) -> str:
+        """A name of the model that means the same on any machine, for files that travel (a LoRA
+        adapter's ``base_model_name_or_path``): the hub id (``@revision`` where pinned), the
+        registry key, or the local folder as params give it -- never the converted copy in a cache."""
+        if self.source == "hub":
+            return str(self.id) + (f"@{self.revision}" if self.revision else "")
+        if self.source == "registry":
+            return f"relalign-registry:{self.name}"
+        return str(self.path) + (f"/{self.gguf_file}" if self.gguf_file else "")
+
     def problems(self) -> list[tuple[str, str]]:
         """(key, message) for every inconsistency; empty when the spec is usable as far as can be
         told without loading anything."""

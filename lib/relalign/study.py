@@ -36,6 +36,7 @@ from .data import drop_long, load_pools, make_splits
 from .evaluation import accuracy, error_auroc, label_quality, method_table, score_report
 from .params import REPO_ROOT, Params, load_params
 from .prompts import LETTERS, Prompt, Question
+from .runner import STATUS
 from .selection import (SelectionSettings, build_training_set, entropy_threshold, kept_by_entropy, method_spec,
                         sweep_name)
 
@@ -193,7 +194,8 @@ class Study:
         if role == "strong" and t.equal_steps and name is not None and lora.max_steps <= 0:
             lora = dataclasses.replace(lora, max_steps=lora_steps(len(self.training_rows("naive")), lora))
         return LoraLearner(lambda: self.model(role), lora, self.params.seed, out,
-                           self.params.scoring.max_tokens_per_batch)
+                           self.params.scoring.max_tokens_per_batch,
+                           base_name=self.params.model_spec(role).reference())
 
     @cached_property
     def strong_l2(self) -> float:
@@ -444,7 +446,7 @@ class Study:
         """Assemble and write ``metrics.json``. ``seconds`` defaults to the time since ``relalign run``
         started this run directory (None for a notebook run by hand)."""
         strong_zero_shot = self.zero_shot_accuracy("strong")  # before the clock is read: by generation it takes minutes
-        status = self.run_dir / "run_status.json"
+        status = self.run_dir / STATUS
         if seconds is None and status.is_file():
             seconds = time.time() - json.loads(status.read_text())["started"]
         weak = json.loads((self.run_dir / "weak_supervisor.json").read_text())

@@ -21,6 +21,19 @@ def test_sampling_is_seeded(tiny_model):
     assert a == b
 
 
+def test_a_checkpoints_generation_config_cannot_change_the_decoding(tiny_model):
+    import copy
+
+    model, tok = tiny_model
+    prompts = ["what is the sun", "the largest planet of the gas"]
+    greedy, sampled = Decoding(max_new_tokens=6), Decoding(max_new_tokens=6, do_sample=True, temperature=1.5, seed=3)
+    clean = [generate(model, tok, prompts, d, progress=False) for d in (greedy, sampled)]
+    shipped = copy.deepcopy(model)  # a checkpoint whose generation_config.json asks for other decoding
+    shipped.generation_config.update(repetition_penalty=50.0, no_repeat_ngram_size=1, min_new_tokens=6, top_k=1,
+                                     suppress_tokens=list(range(10, 60)), do_sample=True, temperature=0.1)
+    assert [generate(shipped, tok, prompts, d, progress=False) for d in (greedy, sampled)] == clean
+
+
 class _CharTokenizer:
     """Just enough of a tokenizer for FinalAnswerStop: one token per listed piece."""
 
@@ -62,3 +75,8 @@ def test_stop_after_final_is_part_of_the_decoding_key_only_when_on(tiny_model):
     prompts = ["what is the sun", "water"]
     assert generate(model, tok, prompts, Decoding(max_new_tokens=5, stop_after_final=True), progress=False) == \
         generate(model, tok, prompts, Decoding(max_new_tokens=5), progress=False)
+
+
+def test_sampled_answers_are_keyed_apart_from_those_cached_with_hfs_top_k():
+    assert "top_k" not in Decoding().as_dict()  # greedy keys are those of earlier runs
+    assert Decoding(do_sample=True).as_dict()["top_k"] == 0

@@ -24,6 +24,19 @@ from .answers import final_line_complete
 __all__ = ["Decoding", "FinalAnswerStop", "generate"]
 
 
+# Every other logits processor a checkpoint's generation_config.json could switch on, switched off:
+# HF generate fills each setting the call leaves out from the checkpoint (Qwen2.5 instruct models,
+# for one, ship repetition_penalty 1.05-1.1 and top_k 20), so decoding would depend on where the
+# weights came from (method.md, defect 3).
+NEUTRAL = dict(
+    repetition_penalty=1.0, encoder_repetition_penalty=1.0, no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0,
+    min_length=0, min_new_tokens=None, bad_words_ids=None, sequence_bias=None, suppress_tokens=None,
+    begin_suppress_tokens=None, forced_bos_token_id=None, forced_eos_token_id=None,
+    exponential_decay_length_penalty=None, typical_p=1.0, min_p=None, epsilon_cutoff=0.0, eta_cutoff=0.0,
+    guidance_scale=None, renormalize_logits=False, remove_invalid_values=False,
+)
+
+
 @dataclass(frozen=True)
 class Decoding:
     """Everything that decides the generated text; it is part of any cache key of the answers."""
@@ -36,9 +49,9 @@ class Decoding:
     stop_after_final: bool = False  # stop a row once its "#### N" line is complete
 
     def kwargs(self) -> dict:
-        kw = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
-        if self.do_sample:
-            kw.update(temperature=self.temperature, top_p=self.top_p)
+        kw = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample, **NEUTRAL}
+        if self.do_sample:  # plain temperature / nucleus sampling: no top-k cut-off (HF's default is 50)
+            kw.update(temperature=self.temperature, top_p=self.top_p, top_k=0)
         else:  # pinned: no checkpoint's generation config can switch on sampling
             kw.update(temperature=None, top_p=None, top_k=None)
         return kw
@@ -47,6 +60,8 @@ class Decoding:
         d = asdict(self)
         if not self.stop_after_final:  # the cache keys of runs made before this option existed
             del d["stop_after_final"]
+        if self.do_sample:  # sampled answers cached before top-k was pinned off had HF's top-k of 50
+            d["top_k"] = 0
         return d
 
 

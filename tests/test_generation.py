@@ -80,3 +80,37 @@ def test_stop_after_final_is_part_of_the_decoding_key_only_when_on(tiny_model):
 def test_sampled_answers_are_keyed_apart_from_those_cached_with_hfs_top_k():
     assert "top_k" not in Decoding().as_dict()  # greedy keys are those of earlier runs
     assert Decoding(do_sample=True).as_dict()["top_k"] == 0
+
+
+def test_finished_rows_leave_the_batch_and_the_rest_decode_as_in_one_call(tiny_model):
+    import copy
+
+    model, tok = tiny_model
+    prompts = ["what is the sun", "the largest planet of the gas", "water", "what is the smallest cell of the plant"]
+    d = Decoding(max_new_tokens=9)
+    plain = generate(model, tok, prompts, d, batch_size=4, progress=False, chunk=100)
+    # an end-of-sequence token that one row writes early and another never: rows then finish apart
+    words = [t.split() for t in plain]
+    eos_word = next(w[1] for w in words if all(w[1] not in v for v in words if v is not w))
+    ending = copy.deepcopy(model)
+    ending.generation_config.eos_token_id = tok.convert_tokens_to_ids(eos_word)
+    rows_seen = []
+    ending.model.embed_tokens.register_forward_hook(lambda m, i, o: rows_seen.append(o.shape[0]))
+    one_call = generate(ending, tok, prompts, d, batch_size=4, progress=False, chunk=100)
+    rows_seen.clear()
+    chunked = generate(ending, tok, prompts, d, batch_size=4, progress=False, chunk=2)
+    assert chunked == one_call
+    assert sum(t.split()[-1] == eos_word for t in one_call if t.split()) >= 1  # some row did end early
+    assert rows_seen[0] == 4 and min(rows_seen) < 4  # ... and left the batch
+
+
+def test_a_row_is_finished_by_its_end_of_sequence_or_its_final_line():
+    from relalign.generation import _finished
+
+    tok = _CharTokenizer()
+    ix = tok.get_vocab()
+    ids = lambda pieces: [ix[p] for p in pieces]
+    assert _finished(ids([" 7", "<pad>"]), {0}, tok, stop_after_final=False)
+    assert not _finished(ids(["####", " 12", "\n"]), {0}, tok, stop_after_final=False)
+    assert _finished(ids(["####", " 12", "\n"]), {0}, tok, stop_after_final=True)
+    assert not _finished(ids(["####", " 12", ","]), {0}, tok, stop_after_final=True)

@@ -81,6 +81,14 @@ def encode_rows(tokenizer, prompts: Sequence[str], answers: Sequence[str], weigh
     return rows
 
 
+def answer_columns(labels: torch.Tensor) -> int:
+    """How many trailing columns of a batch's logits the loss reads: from the column before the
+    first answer token of any row to the end (position t - 1 predicts token t)."""
+    cols = (labels != IGNORE_INDEX).any(dim=0).nonzero()
+    first = int(cols[0]) if len(cols) else labels.shape[1] - 1
+    return labels.shape[1] - max(first, 1) + 1
+
+
 @dataclass
 class WeightedCollator:
     """Right-pads a batch and carries the per-row ``weight`` to the loss."""
@@ -132,7 +140,12 @@ class WeightedTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         weight = inputs.pop("weight")
         labels = inputs.pop("labels")
-        outputs = model(**inputs)
+        # Logits are needed from the position before the batch's first answer token on: the
+        # prompt columns before it skip the output layer (a fifth of a step for a 150k vocabulary
+        # on a 0.5B model) and the vocabulary-wide softmax.
+        keep = answer_columns(labels)
+        outputs = model(**inputs, logits_to_keep=keep)
+        labels = labels[:, -keep:]
         if num_items_in_batch is None:
             # Evaluation or a caller outside the training loop: this batch is the whole step.
             num_items_in_batch = (labels[:, 1:] != IGNORE_INDEX).sum()

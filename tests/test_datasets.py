@@ -247,6 +247,24 @@ def test_gsm8k_runs_through_the_whole_study_by_generation(write_params, data_roo
     assert again.weak_labels().equals(labels)
 
 
+def test_answers_of_a_model_in_another_number_format_are_not_taken_from_the_cache(write_params, data_root, tmp_path,
+                                                                                   monkeypatch):
+    import relalign.generation
+
+    path = _gsm8k_params(write_params, data_root)
+    fp32 = Study.open(path, tmp_path / "fp32", ["scoring.dtype=float32"])
+    fp32.zero_shot_accuracy("weak")
+    calls = []
+    real = relalign.generation.generate
+    monkeypatch.setattr(relalign.generation, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    Study.open(path, tmp_path / "again", ["scoring.dtype=float32"]).zero_shot_accuracy("weak")
+    assert not calls  # the same model and format: every answer comes from the cache
+    bf16 = Study.open(path, tmp_path / "bf16", ["scoring.dtype=bfloat16"])
+    bf16.zero_shot_accuracy("weak")
+    assert calls  # bf16 writes other answers than fp32: generated afresh
+    assert bf16.fingerprint("weak", "supervisor") != fp32.fingerprint("weak", "supervisor")
+
+
 def test_gsm8k_needs_lora_and_enough_templates(write_params, data_root):
     path = _gsm8k_params(write_params, data_root)
     with pytest.raises(ParamsError, match="training.mode"):

@@ -94,6 +94,15 @@ def test_tiny_local_model_loads(tiny_model_dir, tmp_path):
     assert not model.training and tok.pad_token_id is not None
 
 
+def test_auto_number_format_is_bf16_on_a_gpu_and_fp32_on_the_cpu(tiny_model_dir, tmp_path):
+    assert models.resolve_dtype("auto", "cpu") == "float32"
+    assert models.resolve_dtype("auto", "cuda:1") == "bfloat16"
+    assert models.resolve_dtype("float16", "cpu") == "float16"  # a format asked for is kept
+    model, _ = models.load_model(ModelSpec(source="local", path=str(tiny_model_dir)), tmp_path, dtype="bfloat16",
+                                 device="cpu")
+    assert next(model.parameters()).dtype == __import__("torch").bfloat16
+
+
 def test_a_changed_file_is_caught_even_after_conversion(tmp_path, monkeypatch):
     content = b"pretend gguf " * 100
     _fake_registry(tmp_path, monkeypatch, content, hashlib.sha256(content).hexdigest())

@@ -32,6 +32,8 @@ __all__ = [
     "ModelFileError",
     "resolve_model",
     "load_model",
+    "resolve_device",
+    "resolve_dtype",
     "sha256_file",
 ]
 
@@ -304,17 +306,29 @@ def resolve_model(spec: ModelSpec, cache_dir: Path) -> tuple[str, dict]:
     return str(out), {}
 
 
+def resolve_device(device: str = "auto") -> str:
+    """``auto``: this process's GPU (under accelerate launch / torchrun, its ``LOCAL_RANK``) or the CPU."""
+    import torch
+
+    if device == "auto":
+        return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype: str = "auto", device: str = "auto") -> str:
+    """The number format a model is loaded in: ``auto`` is bf16 on a GPU, fp32 on the CPU."""
+    if dtype == "auto":
+        return "bfloat16" if resolve_device(device).startswith("cuda") else "float32"
+    return dtype
+
+
 def load_model(spec: ModelSpec, cache_dir: Path, *, dtype: str = "auto", device: str = "auto", device_map=None):
-    """(model, tokenizer) in eval mode. ``dtype: auto`` is bf16 on a GPU, fp32 on the CPU."""
+    """(model, tokenizer) in eval mode, in :func:`resolve_dtype`'s number format."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     where, kwargs = resolve_model(spec, cache_dir)
-    if device == "auto":
-        # under accelerate launch / torchrun each process takes its own GPU
-        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
-    if dtype == "auto":
-        dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    dtype, device = resolve_dtype(dtype, device), resolve_device(device)
     tok = AutoTokenizer.from_pretrained(where, **kwargs)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token

@@ -128,7 +128,12 @@ class Study:
     # ------------------------------------------------------------------ models and learners
 
     def model_id(self, role: str) -> dict:
-        return self.params.model_spec(role).describe()
+        """What a cached score, generation or trained adapter of ``role``'s model depends on: the
+        model and the number format it is loaded in (bf16 and fp32 write different answers)."""
+        from .models import resolve_dtype
+
+        s = self.params.scoring
+        return {**self.params.model_spec(role).describe(), "dtype": resolve_dtype(s.dtype, s.device)}
 
     def model(self, role: str):
         """(model, tokenizer) for ``weak`` or ``strong``, loaded on first use."""
@@ -154,8 +159,7 @@ class Study:
             return self._scorers[role]
         from .cache import RowStore
 
-        store = RowStore(self.cache.root / "scores" / digest({"model": self.model_id(role), "format": PROMPT_FORMAT,
-                                                              "dtype": self.params.scoring.dtype})[:32])
+        store = RowStore(self.cache.root / "scores" / digest({"model": self.model_id(role), "format": PROMPT_FORMAT})[:32])
 
         def score(prompts: Sequence[Prompt], desc: str):
             from .scoring import ScoredPrompts, score_prompts
@@ -411,7 +415,7 @@ class Study:
             recs.append({"fraction": paper, "accuracy": filt["accuracy"], "rows": filt["n_train"],
                          "label_accuracy": filt["label_accuracy"], "correct": filt["correct"], "paper": True})
         table = pd.DataFrame.from_records(recs, columns=["fraction", "accuracy", "rows", "label_accuracy", "correct", "paper"])
-        table["paper"] = table["paper"].fillna(False).astype(bool)
+        table["paper"] = table["paper"].eq(True)  # the paper's own point; the sweep's points leave it empty
         self._write_json("sweep.json", {"points": table.to_dict(orient="records")})
         return table
 

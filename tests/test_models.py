@@ -1,4 +1,5 @@
 import hashlib
+import warnings
 
 import pytest
 
@@ -101,6 +102,19 @@ def test_auto_number_format_is_bf16_on_a_gpu_and_fp32_on_the_cpu(tiny_model_dir,
     model, _ = models.load_model(ModelSpec(source="local", path=str(tiny_model_dir)), tmp_path, dtype="bfloat16",
                                  device="cpu")
     assert next(model.parameters()).dtype == __import__("torch").bfloat16
+
+
+def test_bf16_on_a_cpu_that_only_emulates_it_loads_with_a_warning(tiny_model_dir, tmp_path, monkeypatch):
+    spec = ModelSpec(source="local", path=str(tiny_model_dir))
+    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="emulated and slower than float32"):
+        model, _ = models.load_model(spec, tmp_path, dtype="bfloat16", device="cpu")
+    assert next(model.parameters()).dtype == __import__("torch").bfloat16  # still what the params ask for
+    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        models.load_model(spec, tmp_path, dtype="bfloat16", device="cpu")
+        models.load_model(spec, tmp_path, dtype="float32", device="cpu")
 
 
 def test_a_changed_file_is_caught_even_after_conversion(tmp_path, monkeypatch):

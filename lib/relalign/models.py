@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ __all__ = [
     "load_model",
     "resolve_device",
     "resolve_dtype",
+    "cpu_has_native_bf16",
     "sha256_file",
 ]
 
@@ -322,13 +324,27 @@ def resolve_dtype(dtype: str = "auto", device: str = "auto") -> str:
     return dtype
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX); elsewhere torch emulates
+    it, more slowly than fp32."""
+    import torch.cpu
+
+    probes = [getattr(torch.cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(probe() for probe in probes if probe is not None)
+
+
 def load_model(spec: ModelSpec, cache_dir: Path, *, dtype: str = "auto", device: str = "auto", device_map=None):
-    """(model, tokenizer) in eval mode, in :func:`resolve_dtype`'s number format."""
+    """(model, tokenizer) in eval mode, in :func:`resolve_dtype`'s number format. bf16 asked for on
+    a CPU that only emulates it is loaded as asked (the params say what is computed) with a warning."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     where, kwargs = resolve_model(spec, cache_dir)
     dtype, device = resolve_dtype(dtype, device), resolve_device(device)
+    if dtype == "bfloat16" and device == "cpu" and not cpu_has_native_bf16():
+        warnings.warn("scoring.dtype bfloat16: this CPU has no bf16 instructions, so bf16 is emulated and slower "
+                      "than float32 (benchmarks/dtype_cost.py measures both); scoring.dtype: auto loads float32",
+                      stacklevel=2)
     tok = AutoTokenizer.from_pretrained(where, **kwargs)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token

@@ -22,12 +22,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from weak_labelling import cpu_model  # noqa: E402  (benchmarks/ is this script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "benchmarks" / "dtype_cost.json"
@@ -92,9 +95,10 @@ def main() -> None:
     if args.dtype:
         print(json.dumps(run_dtype(args.params, args.dtype, args.tokens, args.lora_steps)))
         return
-    cpu_flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
-    report = {"machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform(),
-                          "python": platform.python_version(), "avx512_bf16": "avx512_bf16" in cpu_flags},
+    from relalign.models import cpu_has_native_bf16
+
+    report = {"machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform(),
+                          "python": platform.python_version(), "native_bf16": cpu_has_native_bf16()},
               "params": str(Path(args.params).resolve().relative_to(REPO)), "new_tokens": args.tokens,
               "lora_steps": args.lora_steps, "runs": []}
     for dtype in DTYPES:

@@ -340,7 +340,8 @@ def load_model(spec: ModelSpec, cache_dir: Path, *, dtype: str = "auto", device:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     where, kwargs = resolve_model(spec, cache_dir)
-    dtype, device = resolve_dtype(dtype, device), resolve_device(device)
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
     if dtype == "bfloat16" and device == "cpu" and not cpu_has_native_bf16():
         warnings.warn("scoring.dtype bfloat16: this CPU has no bf16 instructions, so bf16 is emulated and slower "
                       "than float32 (benchmarks/dtype_cost.py measures both); scoring.dtype: auto loads float32",

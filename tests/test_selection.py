@@ -165,3 +165,13 @@ def test_kept_by_score_matches_the_entropy_filter_and_flips_for_higher_is_reliab
     assert kept_by_score(t, "entropy").equals(kept_by_entropy(t, tau))
     kept = kept_by_score(t, "reliability", 50)
     assert (t.loc[kept, "reliability"].min() >= t.loc[~kept, "reliability"].max() - 1e-12)
+
+
+def test_filter_keeps_every_row_whose_entropy_equals_the_median():
+    # 40 rows: 10 at H = 0, 20 at the H of a 4-1 split (the median), 10 higher
+    t = make_table([(5,)] * 2 + [(4, 1)] * 4 + [(2, 2, 1)] * 2)
+    tau = entropy_threshold(t["entropy"])
+    assert (t["entropy"] == tau).sum() == 20
+    assert kept_by_entropy(t, tau).sum() == 30
+    rows = build_training_set("filtering", t)
+    assert len(rows) == 30 and set(rows["qid"]) == {f"q{i}" for i in range(6)}

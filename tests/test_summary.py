@@ -3,11 +3,13 @@
 import json
 
 import matplotlib
+import pandas as pd
 import pytest
 
 matplotlib.use("Agg")
 
 from relalign import plots, summary  # noqa: E402
+from relalign.stats import bootstrap_methods, parse_correct  # noqa: E402
 
 METHODS = ["naive", "filtering", "filtering_sampled", "reweighting", "reweighting_sampled", "ceiling"]
 
@@ -104,14 +106,42 @@ def test_intervals_over_seeds_and_significance(tmp_path):
     iv = summary.intervals(runs, n_boot=300).set_index("method")
     assert list(iv.index) == ["weak", "naive", "filtering", "reweighting", "ceiling"]  # the study's method order
     assert (iv["n_seeds"] == 3).all() and (iv["n_test"] == 300).all()
-    assert iv.loc["filtering", "accuracy"] == pytest.approx(0.72)
-    assert iv.loc["filtering", "acc_lo"] < 0.72 < iv.loc["filtering", "acc_hi"]
-    assert bool(iv.loc["filtering", "significant"]) and not bool(iv.loc["reweighting", "significant"])
+    # the study's three runs, in seed order, are one bootstrap over seeds
+    metrics = [json.loads((r / "metrics.json").read_text())["test_correct"] for r in runs]
+    direct = bootstrap_methods({m: [parse_correct(c[m]) for c in metrics] for m in metrics[0]}, n_boot=300)
+    pd.testing.assert_frame_equal(iv.loc[direct.index, direct.columns], direct, check_names=False)
+    assert iv.loc["filtering", "call"] == "significant" and iv.loc["reweighting", "call"] == "not significant"
     lines = summary.significance_lines(iv.reset_index())
-    assert len(lines) == 1 and "filtering +12.0 points" in lines[0] and "3 seeds" in lines[0]
+    assert len(lines) == 1 and "3 seeds" in lines[0] and "300 bootstrap draws" in lines[0]
+    f = iv.loc["filtering"]
+    assert f["p_holm"] == 0
+    assert f"filtering +12.0 points [{f['diff_lo']:+.1f}, {f['diff_hi']:+.1f}], p < 0.001." in lines[0]
+    assert "too close" not in lines[0] and "reweighting" not in lines[0]
     md = summary.markdown_table(runs).splitlines()
     assert md[2].startswith("| sciq/default | 3 | 300 |")
     assert "**0.720 ±" in md[2] and "| 0.600 ±" in md[2]  # significant gain in bold, the rest plain
+
+
+def _close_call(iv: pd.DataFrame, method: str) -> pd.DataFrame:
+    """``iv`` with ``method``'s call made too close to call (p_holm 0.049 ± 0.002)."""
+    iv = iv.copy()
+    row = iv["method"] == method
+    iv.loc[row, ["p_holm", "p_holm_mc_se", "call", "significant"]] = [0.049, 0.002, "too close to call", False]
+    return iv
+
+
+def test_a_call_too_close_to_make_is_said_so(tmp_path, monkeypatch):
+    _seeded(tmp_path, gain=0.12)
+    runs = summary.find_runs(tmp_path)
+    iv = _close_call(summary.intervals(runs, n_boot=300), "filtering")
+    line = summary.significance_lines(iv)[0]
+    assert "too close to call (Holm p within 3 Monte Carlo standard errors of 0.05): filtering +12.0 points" in line
+    assert "p = 0.049 ± 0.002" in line
+    assert "significantly different" not in line and "no method differs" not in line
+    monkeypatch.setattr(summary, "intervals", lambda runs: iv)
+    md = summary.markdown_table(runs).splitlines()
+    assert "| 0.720 ±" in md[2] and "**" not in md[2] and md[2].count("†") == 1
+    assert md[-1].startswith("† too close to call") and md[-2] == ""
 
 
 def test_no_significant_difference_is_said_so(tmp_path):

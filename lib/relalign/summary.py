@@ -12,6 +12,7 @@ import pandas as pd
 from .evaluation import METHOD_ORDER
 from .params import Params
 from .runner import INCOMPLETE, STATUS
+from .stats import ALPHA, CLOSE_SE, MAX_BOOT, N_BOOT, SIGNIFICANT, TOO_CLOSE, bootstrap_methods, parse_correct
 
 __all__ = ["find_runs", "methods_long", "runs_table", "run_seconds", "effect_table", "intervals", "significance_lines",
            "markdown_table", "scratch_dir"]
@@ -48,13 +49,13 @@ def methods_long(runs: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "study", "run", "seed", "method", "accuracy", "pgr", "n_train"])
 
 
-def intervals(runs: list[Path], n_boot: int = 2000) -> pd.DataFrame:
+def intervals(runs: list[Path], n_boot: int = N_BOOT, max_boot: int = MAX_BOOT) -> pd.DataFrame:
     """Per (dataset, study, method): accuracy and PGR with 95% bootstrap intervals over test
-    examples and seeds, the difference from naive and whether it is significant
-    (:func:`relalign.stats.bootstrap_methods`). A study's runs are its seeds; only the methods
-    that every seed has are compared, and runs written before ``test_correct`` existed are left out."""
-    from .stats import bootstrap_methods, parse_correct
-
+    examples and seeds, the difference from naive, its Holm-adjusted p-value with its Monte Carlo
+    standard error, and the call: significant, not significant or too close to call
+    (:func:`relalign.stats.bootstrap_methods`, ``n_boot`` draws, more up to ``max_boot`` for a
+    close call). A study's runs are its seeds; only the methods that every seed has are compared,
+    and runs written before ``test_correct`` existed are left out."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for run in runs:
         m = _load(run)
@@ -65,7 +66,7 @@ def intervals(runs: list[Path], n_boot: int = 2000) -> pd.DataFrame:
         ms = sorted(ms, key=lambda m: m.get("seed", 0))
         common = [k for k in ms[0]["test_correct"] if all(k in m["test_correct"] for m in ms)]
         correct = {k: [parse_correct(m["test_correct"][k]) for m in ms] for k in common}
-        out = bootstrap_methods(correct, n_boot=n_boot)
+        out = bootstrap_methods(correct, n_boot=n_boot, max_boot=max_boot)
         out.insert(0, "method", out.index)
         out.insert(0, "study", study)
         out.insert(0, "dataset", dataset)
@@ -78,24 +79,39 @@ def intervals(runs: list[Path], n_boot: int = 2000) -> pd.DataFrame:
                              kind="stable").reset_index(drop=True)
 
 
+def _difference(r: pd.Series) -> str:
+    """A method's difference from naive with its interval and Holm-adjusted p ± its Monte Carlo
+    error (p < 0.001 where it rounds to 0)."""
+    p = "p < 0.001" if r["p_holm"] < 0.0005 else f"p = {r['p_holm']:.3f} ± {r['p_holm_mc_se']:.3f}"
+    return f"{r['method']} {r['diff']:+.1f} points [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}], {p}"
+
+
 def significance_lines(iv: pd.DataFrame) -> list[str]:
-    """One sentence per study: which methods differ significantly from naive (Holm-adjusted p < 0.05)."""
+    """One sentence per study: which methods differ significantly from naive (Holm-adjusted
+    p < 0.05, :data:`relalign.stats.ALPHA`), and which calls are too close to make (p within
+    :data:`relalign.stats.CLOSE_SE` Monte Carlo standard errors of 0.05 even after the most
+    draws), said as such rather than as a result either way."""
     lines = []
     for (dataset, study), g in iv.groupby(["dataset", "study"], sort=False):
         g = g[g["method"].isin(set(g["method"]) - {"weak", "naive", "ceiling"})]
-        if "significant" not in g.columns or g.empty:
+        if "call" not in g.columns or g.empty:
             continue
         seeds = int(g["n_seeds"].iloc[0])
-        sig = g[g["significant"].astype(bool)]
-        head = f"**{dataset}/{study}** ({seeds} seed{'s' if seeds != 1 else ''}, {int(g['n_test'].iloc[0])} test questions each): "
-        if sig.empty:
+        head = (f"**{dataset}/{study}** ({seeds} seed{'s' if seeds != 1 else ''}, {int(g['n_test'].iloc[0])} test "
+                f"questions each, {int(g['n_boot'].max()):,} bootstrap draws): ")
+        sig, close = g[g["call"] == SIGNIFICANT], g[g["call"] == TOO_CLOSE]
+        clauses = []
+        if not sig.empty:
+            clauses.append("significantly different from naive: "
+                           + "; ".join(_difference(r) for _, r in sig.iterrows()))
+        if not close.empty:
+            clauses.append(f"too close to call (Holm p within {CLOSE_SE:g} Monte Carlo standard errors of {ALPHA:g}): "
+                           + "; ".join(_difference(r) for _, r in close.iterrows()))
+        if not clauses:
             best = g.loc[g["diff"].idxmax()]
-            lines.append(head + f"no method differs significantly from naive (largest: {best['method']} "
-                                f"{best['diff']:+.1f} points, 95% CI [{best['diff_lo']:+.1f}, {best['diff_hi']:+.1f}]).")
-        else:
-            parts = [f"{r['method']} {r['diff']:+.1f} points [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}], p = {r['p_holm']:.3f}"
-                     for _, r in sig.iterrows()]
-            lines.append(head + "significantly different from naive: " + "; ".join(parts) + ".")
+            clauses.append(f"no method differs significantly from naive (largest: {best['method']} "
+                           f"{best['diff']:+.1f} points, 95% CI [{best['diff_lo']:+.1f}, {best['diff_hi']:+.1f}])")
+        lines.append(head + "; ".join(clauses) + ".")
     return lines
 
 
@@ -148,11 +164,26 @@ def scratch_dir() -> Path:
     return Params().resolved_cache_dir() / "notebooks" / "summary"
 
 
+CLOSE_MARK = "†"
+
+
+def _accuracy_cell(r: pd.Series) -> str:
+    """A method's accuracy ± the half-width of its interval: bold where significantly better
+    than naive, marked :data:`CLOSE_MARK` where the call is too close to make."""
+    cell = f"{r['accuracy']:.3f} ±{(r['acc_hi'] - r['acc_lo']) / 2:.3f}"
+    if r.get("call") == TOO_CLOSE:
+        return f"{cell} {CLOSE_MARK}"
+    if bool(r.get("significant", False)) and r["diff"] > 0:
+        return f"**{cell}**"
+    return cell
+
+
 def markdown_table(runs: list[Path]) -> str:
     """The across-datasets table of README, one row per study: mean accuracy on C over its seeds of
     every method with the half-width of its 95% interval (bold: significantly better than naive,
-    Holm-adjusted), the strong model's zero-shot accuracy, the AUROC of the entropy score and the
-    mean wall time of a run. Studies whose runs predate the intervals show plain accuracies."""
+    Holm-adjusted; marked † with a footnote where the call is too close to make), the strong
+    model's zero-shot accuracy, the AUROC of the entropy score and the mean wall time of a run.
+    Studies whose runs predate the intervals show plain accuracies."""
     long = methods_long(runs)
     table = runs_table(runs).groupby(["dataset", "study"]).agg(
         n_C=("n_C", "first"), seeds=("run", "size"), strong_zero_shot=("strong_zero_shot", "mean"),
@@ -166,18 +197,17 @@ def markdown_table(runs: list[Path]) -> str:
         t = table.loc[(dataset, study)]
         cells = []
         for m in methods:
+            key = (dataset, study, m)
             if math.isnan(row[m]):
                 cells.append("")
-                continue
-            key = (dataset, study, m)
-            if iv is not None and key in iv.index:
-                r = iv.loc[key]
-                cell = f"{r['accuracy']:.3f} ±{(r['acc_hi'] - r['acc_lo']) / 2:.3f}"
-                if bool(r.get("significant", False)) and r["diff"] > 0:
-                    cell = f"**{cell}**"
+            elif iv is not None and key in iv.index:
+                cells.append(_accuracy_cell(iv.loc[key]))
             else:
-                cell = f"{row[m]:.3f}"
-            cells.append(cell)
+                cells.append(f"{row[m]:.3f}")
         lines.append(f"| {dataset}/{study} | {int(t['seeds'])} | {int(t['n_C'])} | " + " | ".join(cells)
                      + f" | {t['strong_zero_shot']:.3f} | {t['entropy_auroc']:.2f} | {t['minutes']:.0f} |")
+    if any(CLOSE_MARK in line for line in lines[2:]):
+        lines += ["", f"{CLOSE_MARK} too close to call: the Holm-adjusted p-value of the difference from naive lies "
+                      f"within {CLOSE_SE:g} Monte Carlo standard errors of {ALPHA:g}, so it is called neither "
+                      "significant nor not."]
     return "\n".join(lines)

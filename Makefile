@@ -1,25 +1,36 @@
 # make demo   -- set up .venv and run the study with params/default.yaml
 # make test   -- set up .venv and run the test suite (pytest + nbval on the notebooks)
 # make lab    -- JupyterLab on notebooks/ with the project's kernel ("Python (relalign)")
+# make lock   -- re-write requirements.lock (the exact versions) from the packages installed in .venv
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 SETUP  := $(VENV)/.setup-done
+LOCK   := requirements.lock
 NBVAL  := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup demo test pytest nbval lab notebooks clean
+.PHONY: setup lock demo test pytest nbval lab notebooks clean
 
-$(SETUP): pyproject.toml
+$(SETUP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, pinned: the CPU build on this class of machine, so nothing pulls a CUDA build
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# then the exact versions the committed results were made with (pyproject.toml keeps ranges)
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	# then the project; its dependencies are held to the lock, which satisfies them (a conflict fails here)
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -c $(LOCK)
 	$(BIN)/python -m ipykernel install --sys-prefix --name relalign --display-name "Python (relalign)" >/dev/null
 	touch $(SETUP)
 
 setup: $(SETUP)
+
+# After changing a package in .venv on purpose: the lock follows (relalign.provenance.lock_lines says what
+# it leaves out), and the next `make setup` installs from it.
+lock:
+	$(BIN)/python -m relalign.provenance --lock > $(LOCK).tmp
+	mv $(LOCK).tmp $(LOCK)
 
 demo: setup
 	$(BIN)/relalign assets install params/default.yaml

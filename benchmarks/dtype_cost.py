@@ -30,8 +30,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from weak_labelling import cpu_model  # noqa: E402  (benchmarks/ is this script's folder)
-
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "benchmarks" / "dtype_cost.json"
 DTYPES = ("float32", "bfloat16")
@@ -96,6 +94,7 @@ def main() -> None:
         print(json.dumps(run_dtype(args.params, args.dtype, args.tokens, args.lora_steps)))
         return
     from relalign.models import cpu_has_native_bf16
+    from relalign.provenance import cpu_model
 
     report = {"machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform(),
                           "python": platform.python_version(), "native_bf16": cpu_has_native_bf16()},

@@ -32,8 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from relalign.provenance import cpu_model
 from relalign.runner import STATUS
-from weak_labelling import cpu_model  # noqa: E402  (benchmarks/ is this script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "benchmarks" / "end_to_end.json"

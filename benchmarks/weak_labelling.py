@@ -46,16 +46,6 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "benchmarks" / "weak_labelling.json"
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def load_average() -> list[float]:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -148,6 +138,7 @@ def main() -> None:
     import transformers
 
     from relalign.params import load_params
+    from relalign.provenance import cpu_model
     from relalign.scoring import score_prompts
     from relalign.study import Study
 

@@ -105,6 +105,7 @@ def test_the_real_notebooks_run_end_to_end_on_a_tiny_model(write_params, tmp_pat
     assert set(m["test_correct"]) == {"weak", *METHODS} and len(m["sweep"]) == 11  # 10 fractions + the paper's
     assert "mean_prob" in m["reliability"]["scores"]
     assert m["provenance"]["seconds"] > 0
+    assert m["provenance"]["code_at_start"]["code_sha256"] == m["provenance"]["code_sha256"]
     for name in runner.NOTEBOOKS:
         assert (out / f"{name}.ipynb").is_file()
     assert {p.name for p in (out / "figures").glob("*.png")} >= {"accuracy_by_entropy.png", "methods.png", "scores.png",

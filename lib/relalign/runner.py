@@ -19,6 +19,7 @@ from typing import Sequence
 import yaml
 
 from .params import REPO_ROOT, load_params
+from .provenance import code_state
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = (
@@ -138,7 +139,8 @@ def run(
         + yaml.safe_dump(params.to_dict(), sort_keys=False)
     )
     started = time.time()
-    _write_status(out, status="running", params_file=str(params_file), overrides=list(overrides), started=started)
+    _write_status(out, status="running", params_file=str(params_file), overrides=list(overrides), started=started,
+                  code_at_start=code_state())
     for name in NOTEBOOKS:
         _write_status(out, notebook=name)
         try:

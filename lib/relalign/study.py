@@ -23,7 +23,6 @@ import json
 import subprocess
 import time
 from functools import cached_property
-from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
@@ -36,6 +35,7 @@ from .data import drop_long, load_pools, make_splits
 from .evaluation import accuracy, error_auroc, label_quality, method_table, score_report
 from .params import REPO_ROOT, Params, load_params
 from .prompts import LETTERS, Prompt, Question
+from .provenance import provenance
 from .runner import STATUS
 from .selection import (SelectionSettings, build_training_set, entropy_threshold, kept_by_entropy, method_spec,
                         sweep_name)
@@ -450,9 +450,9 @@ class Study:
         """Assemble and write ``metrics.json``. ``seconds`` defaults to the time since ``relalign run``
         started this run directory (None for a notebook run by hand)."""
         strong_zero_shot = self.zero_shot_accuracy("strong")  # before the clock is read: by generation it takes minutes
-        status = self.run_dir / STATUS
-        if seconds is None and status.is_file():
-            seconds = time.time() - json.loads(status.read_text())["started"]
+        status = json.loads((self.run_dir / STATUS).read_text()) if (self.run_dir / STATUS).is_file() else {}
+        if seconds is None and "started" in status:
+            seconds = time.time() - status["started"]
         weak = json.loads((self.run_dir / "weak_supervisor.json").read_text())
         relsum = json.loads((self.run_dir / "reliability.json").read_text())
         methods = self.method_results()
@@ -476,7 +476,7 @@ class Study:
             "test_correct": test_correct,
             "sweep": self._sweep_points(),
             "params": self.params.to_dict(),
-            "provenance": provenance(seconds),
+            "provenance": provenance(seconds, at_start=status.get("code_at_start")),
         }
         self._write_json("metrics.json", out)
         return out
@@ -533,19 +533,3 @@ def launch_training(study: Study, role: str, name: str) -> None:
     proc = subprocess.run(cmd, text=True)
     if proc.returncode:
         raise RuntimeError(f"accelerate launch exited with status {proc.returncode}: {' '.join(cmd)}")
-
-
-def provenance(seconds: float | None = None) -> dict:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
-                                timeout=10).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
-    versions = {}
-    for pkg in ("relalign", "torch", "transformers", "peft", "accelerate", "datasets", "numpy", "pandas", "scikit-learn"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    return {"git_commit": commit, "package_versions": versions, "seconds": seconds,
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

@@ -1,9 +1,10 @@
 import json
 import random
 
+import pandas as pd
 import pytest
 
-from relalign.data import ADAPTERS, DataError, SplitSpec, load_pools, make_splits
+from relalign.data import ADAPTERS, DataError, SplitSpec, load_pools, make_splits, pandas_shuffle
 from relalign.prompts import Question, permutation_variations, render
 
 
@@ -32,6 +33,36 @@ def test_splits_from_separate_pools_and_too_many():
         make_splits(pools, {"A": SplitSpec("train", 10), "B": SplitSpec("train", 1), "C": SplitSpec("test", 1)}, 0)
     with pytest.raises(DataError, match="unknown pool"):
         make_splits(pools, {"A": SplitSpec("dev", 1)}, 0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 300, 7473])
+@pytest.mark.parametrize("seed", [0, 42, 2**32 - 1])
+def test_pandas_shuffle_is_the_order_of_pandas_sample(n, seed):
+    expected = pd.DataFrame(index=range(n)).sample(frac=1, random_state=seed).index.tolist()
+    assert pandas_shuffle(n, seed) == expected
+
+
+def test_a_pandas_shuffled_pool_gives_the_membership_of_pandas_sample():
+    pool = _qs(300, "train")
+    frame = pd.DataFrame({"qid": [q.qid for q in pool]})
+    order = frame.sample(frac=1, random_state=42)["qid"].tolist()  # what the reference did to its file
+    specs = {"A": SplitSpec("train", None, (0, 120), 42), "B": SplitSpec("train", None, (120, 300), 42),
+             "C": SplitSpec("test", None)}
+    s = make_splits({"train": pool, "test": _qs(10, "test")}, specs, seed=0)
+    assert [q.qid for q in s["A"]] == order[:120]  # position by position
+    assert [q.qid for q in s["B"]] == order[120:]
+    drawn = make_splits({"train": pool}, {"A": SplitSpec("train", 30, (0, 120), 42)}, seed=5)["A"]
+    assert len(drawn) == 30 and {q.qid for q in drawn} <= set(order[:120])
+
+
+def test_splits_of_one_pool_must_agree_on_its_pandas_shuffle():
+    pools = {"train": _qs(20)}
+    with pytest.raises(DataError, match=r"pool 'train': its splits give different pandas_shuffle_seed values \(1, 42\)"):
+        make_splits(pools, {"A": SplitSpec("train", 5, None, 42), "B": SplitSpec("train", 5, None, 1)}, 0)
+    with pytest.raises(DataError, match=r"\(42, None\)"):
+        make_splits(pools, {"A": SplitSpec("train", 5, None, 42), "B": SplitSpec("train", 5)}, 0)
+    with pytest.raises(DataError, match="pandas_shuffle_seed must be in 0..2\\*\\*32 - 1"):
+        make_splits(pools, {"A": SplitSpec("train", 5, None, -1)}, 0)
 
 
 def test_variations_are_distinct_permutations_starting_canonical():

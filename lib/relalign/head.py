@@ -7,89 +7,109 @@ per-option features into one logit per listed option:
 
 * ``prior_j`` -- the model's own option log-probabilities: the length-normalised and summed
   log-likelihood of option j's text where it stands in the listing, and the log-probability
-  of its letter (normalised over the letters). ``a`` starts as a one-hot on
+  of its letter (normalised over the letters). ``a`` is pulled towards a one-hot ``a0`` on
   ``prior`` (default: the length-normalised log-likelihood), so an untrained head *is* the
   model's zero-shot answer, and training moves away from it only as far as the data asks.
   (A head trained from scratch on frozen features fell below the model's own zero-shot answer
   on HellaSwag; see ``shared/study/assets.md``.)
-* ``z(h_j)`` -- the standardised mean hidden state over option j's tokens; ``w`` starts at 0.
-* ``b_pos`` -- a bias per listing position (letter bias), starting at 0.
+* ``z(h_j)`` -- the standardised mean hidden state over option j's tokens;
+* ``b_pos`` -- a bias per listing position (letter bias).
 
-The loss is :func:`relalign.losses.weighted_cross_entropy` (computed as
-:func:`~relalign.losses.soft_cross_entropy` once per distinct prompt), the same normalisation as
-the LoRA mode: the mean over answers of weight x cross-entropy. Training is full-batch Adam with
-an L2 penalty that pulls the head back to its start; its strength is chosen from a grid by
-cross-validation on the training rows (grouped by question) unless params fix it.
+The fit minimises
+
+    L(a, b, w) = sum_i sum_j t_ij (-log softmax(s_i)_j) / n_rows  +  l2 (|a - a0|^2 + |b|^2 + |w|^2)
+
+where ``t_ij`` is the summed weight of the training rows of prompt i labelled j and ``n_rows``
+the number of training rows: the mean over rows of weight x cross-entropy, the normalisation of
+the LoRA mode (:mod:`relalign.losses`). With ``l2 > 0`` the objective is strictly convex, so it
+has exactly one minimiser, which L-BFGS finds in float64 to a gradient tolerance. The fit
+therefore depends on no learning rate, step count or starting point, and features that differ in
+their last digits (fp32 kernels round differently on different CPUs) give heads that differ as
+little. (Full-batch Adam at a constant rate, which this replaces, never converged: each of the
+~1,500 weights kept oscillating by about the step size, and the last iterate hung on rounding.)
+
+The penalty's strength is chosen from a grid by cross-validation on the training rows, folds
+grouped by question, with the one-standard-error rule: the strongest penalty whose mean
+validation loss is within one standard error (over folds) of the lowest. Grid points whose losses
+differ by rounding noise are ties that the rule resolves towards the stronger penalty.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
+from scipy.optimize import minimize
+from scipy.special import log_softmax
 
-from .losses import aux_coefficient, aux_soft_targets, soft_cross_entropy
 from .scoring import ScoredPrompts
 
 PRIORS = ("ll_mean", "ll_sum", "letter")
-
-
-def prior_features(sp: ScoredPrompts) -> np.ndarray:
-    """[n, m, 3] scalar features per option, in the order of :data:`PRIORS`."""
-    ll_mean = sp.option_logprob / np.maximum(sp.option_ntokens, 1)
-    letter = sp.letter_logprob - np.logaddexp.reduce(sp.letter_logprob, axis=1, keepdims=True)
-    return np.stack([ll_mean, sp.option_logprob, letter], axis=-1).astype(np.float32)
+GRADIENT_TOLERANCE = 1e-9  # L-BFGS stops when no gradient entry is larger ...
+CONVERGED = 1e-6  # ... and a fit whose largest gradient entry stays above this is an error
+MAX_ITERATIONS = 20_000
+AUX_STAGES = 20  # at most this many convex solves find the auxiliary loss's fixed point
 
 
 @dataclass
 class HeadSettings:
     prior: str = "ll_mean"  # which prior the head starts at
     use_hidden: bool = True
-    epochs: int = 300  # full-batch steps
-    lr: float = 0.02
-    l2: float | None = None  # penalty on w, b and a's distance from its start; None: chosen by CV
+    l2: float | None = None  # penalty on w, b and a's distance from a0; None: chosen by CV
     l2_grid: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
     cv_folds: int = 5
-    seed: int = 0
-    # Auxiliary confidence loss (Burns et al. 2023; relalign.losses.aux_soft_targets): full weight
-    # aux_coef, ramped linearly from 0 over the first aux_warmup fraction of the epochs; 0: off.
+    seed: int = 0  # assigns questions to cross-validation folds
+    # Auxiliary confidence loss (Burns et al. 2023): the targets mix the weak labels with the
+    # head's own hardened predictions at aux_coef (see _fit); 0: off.
     aux_coef: float = 0.0
-    aux_warmup: float = 0.2
 
 
-class OptionHead(nn.Module):
-    def __init__(self, n_options: int, hidden_dim: int, settings: HeadSettings):
-        super().__init__()
-        if settings.prior not in PRIORS:
-            raise ValueError(f"head prior must be one of {PRIORS}, got {settings.prior!r}")
-        start = torch.zeros(len(PRIORS))
-        start[PRIORS.index(settings.prior)] = 1.0
-        self.register_buffer("a0", start)
-        self.a = nn.Parameter(start.clone())
-        self.w = nn.Parameter(torch.zeros(hidden_dim)) if settings.use_hidden else None
-        self.b = nn.Parameter(torch.zeros(n_options))
-        self.register_buffer("mu", torch.zeros(hidden_dim))
-        self.register_buffer("sd", torch.ones(hidden_dim))
+def prior_features(sp: ScoredPrompts) -> np.ndarray:
+    """[n, m, 3] scalar features per option, in the order of :data:`PRIORS` (float64)."""
+    lp = sp.option_logprob.astype(np.float64)
+    ll_mean = lp / np.maximum(sp.option_ntokens, 1)
+    letter = log_softmax(sp.letter_logprob.astype(np.float64), axis=1)
+    return np.stack([ll_mean, lp, letter], axis=-1)
 
-    def forward(self, prior: torch.Tensor, hidden: torch.Tensor | None) -> torch.Tensor:
+
+def prior_start(prior: str) -> np.ndarray:
+    """``a0``: the one-hot on ``prior`` that makes an untrained head the zero-shot answer."""
+    if prior not in PRIORS:
+        raise ValueError(f"head prior must be one of {PRIORS}, got {prior!r}")
+    return np.eye(len(PRIORS))[PRIORS.index(prior)]
+
+
+@dataclass
+class OptionHead:
+    """A fitted head: its weights, the standardisation of the hidden states, and how it was fitted."""
+
+    a: np.ndarray  # [3]
+    b: np.ndarray  # [m]
+    w: np.ndarray | None  # [d], None without hidden states
+    mu: np.ndarray | None  # [d]
+    sd: np.ndarray | None  # [d]
+    l2: float
+    iterations: int  # L-BFGS iterations, summed over the solves of the fit
+
+    def logits(self, prior: np.ndarray, hidden: np.ndarray | None) -> np.ndarray:
         s = prior @ self.a + self.b
-        if self.w is not None and hidden is not None:
-            s = s + ((hidden - self.mu) / self.sd) @ self.w
+        if self.w is not None:
+            s = s + ((hidden.astype(np.float64) - self.mu) / self.sd) @ self.w
         return s
 
-    def penalty(self) -> torch.Tensor:
-        p = ((self.a - self.a0) ** 2).sum() + (self.b**2).sum()
+    def save(self, path: Path) -> None:
+        arrays = {"a": self.a, "b": self.b, "l2": np.float64(self.l2), "iterations": np.int64(self.iterations)}
         if self.w is not None:
-            p = p + (self.w**2).sum()
-        return p
+            arrays.update(w=self.w, mu=self.mu, sd=self.sd)
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
 
-
-def _tensors(sp: ScoredPrompts, use_hidden: bool):
-    prior = torch.from_numpy(prior_features(sp))
-    hidden = torch.from_numpy(sp.option_hidden) if use_hidden and sp.option_hidden is not None else None
-    return prior, hidden
+    @classmethod
+    def load(cls, path: Path) -> "OptionHead":
+        with np.load(path) as z:
+            hidden = {k: z[k] if k in z else None for k in ("w", "mu", "sd")}
+            return cls(a=z["a"], b=z["b"], l2=float(z["l2"]), iterations=int(z["iterations"]), **hidden)
 
 
 def target_matrix(targets: np.ndarray, weights: np.ndarray | None, n_options: int) -> np.ndarray:
@@ -103,69 +123,161 @@ def target_matrix(targets: np.ndarray, weights: np.ndarray | None, n_options: in
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
     if w.shape != (n,):
         raise ValueError(f"need one weight per row: {w.shape} vs {n}")
-    t = np.zeros((n, n_options), np.float32)
+    t = np.zeros((n, n_options))
     t[np.arange(n), targets] = w
     return t
 
 
-def _train(prior, z, t, n_rows: float, s: HeadSettings, l2: float, head: OptionHead) -> OptionHead:
-    """Full-batch Adam on sum(t * -log p) / n_rows + l2 * penalty (z: standardised hidden states).
+@dataclass
+class _Problem:
+    """What one fit sees: float64 priors [n, m, 3], standardised hidden states [n, m, d] (or
+    None), target weights [n, m] and the number of training rows they stand for."""
 
-    With ``s.aux_coef > 0`` the targets t are mixed with the head's own hardened predictions
-    (:func:`relalign.losses.aux_soft_targets`) at coefficient
-    ``aux_coefficient(step / epochs, s.aux_coef, s.aux_warmup)``."""
-    torch.manual_seed(s.seed)
-    opt = torch.optim.Adam(head.parameters(), lr=s.lr)
-    for step in range(s.epochs):
-        opt.zero_grad()
-        logits = prior @ head.a + head.b
-        if z is not None:
-            logits = logits + z @ head.w
-        coef = aux_coefficient(step / s.epochs, s.aux_coef, s.aux_warmup)
-        loss = soft_cross_entropy(logits, aux_soft_targets(logits, t, coef), n_rows) + l2 * head.penalty()
-        loss.backward()
-        opt.step()
-    head.eval()
-    return head
+    prior: np.ndarray
+    z: np.ndarray | None
+    t: np.ndarray
+    n_rows: float
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        return self.prior.shape[2], self.t.shape[1], 0 if self.z is None else self.z.shape[2]
 
 
-def _new_head(prior, hidden, m: int, s: HeadSettings):
-    d = hidden.shape[-1] if hidden is not None else 1
-    head = OptionHead(m, d, s)
-    z = None
+def _standardiser(hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    flat = hidden.reshape(-1, hidden.shape[-1]).astype(np.float64)
+    return flat.mean(0), np.maximum(flat.std(0), 1e-6)
+
+
+def _unpack(theta: np.ndarray, sizes: tuple[int, int, int]):
+    k, m, _ = sizes
+    return theta[:k], theta[k:k + m], theta[k + m:]
+
+
+def _logits(theta: np.ndarray, p: _Problem) -> np.ndarray:
+    a, b, w = _unpack(theta, p.sizes)
+    s = p.prior @ a + b
+    return s if p.z is None else s + p.z @ w
+
+
+def cross_entropy(logits: np.ndarray, t: np.ndarray, n_rows: float) -> float:
+    """sum(t * -log softmax(logits)) / n_rows: the weighted mean cross-entropy over training rows."""
+    return float(-(t * log_softmax(logits, axis=1)).sum() / max(n_rows, 1.0))
+
+
+def _objective(theta: np.ndarray, p: _Problem, l2: float, a0: np.ndarray) -> tuple[float, np.ndarray]:
+    """The penalised loss and its gradient."""
+    a, b, w = _unpack(theta, p.sizes)
+    logp = log_softmax(_logits(theta, p), axis=1)
+    n = max(p.n_rows, 1.0)
+    loss = -(p.t * logp).sum() / n + l2 * (((a - a0) ** 2).sum() + (b**2).sum() + (w**2).sum())
+    g = (np.exp(logp) * p.t.sum(1, keepdims=True) - p.t) / n  # d loss / d logits
+    grad_w = np.einsum("nm,nmd->d", g, p.z) if p.z is not None else np.zeros(0)
+    grad = np.concatenate([np.einsum("nm,nmk->k", g, p.prior), g.sum(0), grad_w]) + 2 * l2 * (theta - _start(p, a0))
+    return float(loss), grad
+
+
+def _start(p: _Problem, a0: np.ndarray) -> np.ndarray:
+    """The untrained head (the zero-shot answer), which is also the penalty's centre."""
+    k, m, d = p.sizes
+    return np.concatenate([a0, np.zeros(m + d)])
+
+
+def _solve(p: _Problem, l2: float, a0: np.ndarray, start: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """The minimiser of :func:`_objective` (unique for l2 > 0) and the iterations L-BFGS took."""
+    if not l2 > 0:
+        raise ValueError(f"the head's l2 must be > 0 (it makes the fit's optimum unique), got {l2}")
+    res = minimize(_objective, _start(p, a0) if start is None else start, args=(p, l2, a0), jac=True,
+                   method="L-BFGS-B", options={"maxiter": MAX_ITERATIONS, "maxcor": 20, "ftol": 0.0,
+                                               "gtol": GRADIENT_TOLERANCE})
+    worst = float(np.abs(res.jac).max())
+    if worst > CONVERGED:
+        raise RuntimeError(f"head fit did not converge: largest gradient entry {worst:.1e} after {res.nit} "
+                           f"iterations ({res.message})")
+    return res.x, int(res.nit)
+
+
+def _hardened(logits: np.ndarray) -> np.ndarray:
+    """One-hot of each row's argmax."""
+    return np.eye(logits.shape[1])[logits.argmax(1)]
+
+
+def _fit(p: _Problem, l2: float, a0: np.ndarray, s: HeadSettings) -> tuple[np.ndarray, int]:
+    """The fitted weights. With the auxiliary confidence loss, the loss's fixed point reached from
+    the untrained head: solve ``k`` uses the targets ``(1 - c) t + c rowsum(t) onehot(argmax of
+    solve k-1)`` (solve 0: the untrained head, the model's zero-shot answer), until the hardened
+    targets stop changing (at most :data:`AUX_STAGES` solves). Burns et al. ramp ``c`` up while
+    the model's own predictions become meaningful; a head's start is already the zero-shot answer,
+    and a ramp over converged solves would hand the labels the whole fit before ``c`` rises."""
+    if s.aux_coef == 0:
+        return _solve(p, l2, a0)
+    theta, total, used = _start(p, a0), 0, None
+    for _ in range(AUX_STAGES):
+        hard = _hardened(_logits(theta, p))
+        if used is not None and np.array_equal(hard, used):
+            break
+        mixed = (1.0 - s.aux_coef) * p.t + s.aux_coef * p.t.sum(1, keepdims=True) * hard
+        theta, nit = _solve(_Problem(p.prior, p.z, mixed, p.n_rows), l2, a0, start=theta)
+        total, used = total + nit, hard
+    return theta, total
+
+
+def _problem(sp: ScoredPrompts, t: np.ndarray, counts: np.ndarray, use_hidden: bool, mask: np.ndarray | None = None):
+    """The fit's inputs for the prompts of ``mask`` (all by default), hidden states standardised
+    on those prompts; returns the problem and the standardisation (mu, sd, or None)."""
+    mask = np.ones(len(t), bool) if mask is None else mask
+    hidden = sp.option_hidden[mask] if use_hidden and sp.option_hidden is not None else None
+    mu = sd = z = None
     if hidden is not None:
-        flat = hidden.reshape(-1, d)
-        head.mu.copy_(flat.mean(0))
-        head.sd.copy_(flat.std(0).clamp_min(1e-6))
-        z = (hidden - head.mu) / head.sd
-    return head, z
+        mu, sd = _standardiser(hidden)
+        z = (hidden.astype(np.float64) - mu) / sd
+    return _Problem(prior_features(sp)[mask], z, t[mask], float(counts[mask].sum())), mu, sd
+
+
+def _fit_on(sp: ScoredPrompts, t: np.ndarray, counts: np.ndarray, s: HeadSettings, l2: float,
+            mask: np.ndarray | None = None) -> OptionHead:
+    """The head fitted at ``l2`` on the prompts of ``mask`` (all by default)."""
+    p, mu, sd = _problem(sp, t, counts, s.use_hidden, mask)
+    theta, iterations = _fit(p, l2, prior_start(s.prior), s)
+    a, b, w = _unpack(theta, p.sizes)
+    return OptionHead(a=a, b=b, w=w if p.z is not None else None, mu=mu, sd=sd, l2=l2, iterations=iterations)
+
+
+def _folds(groups: np.ndarray, s: HeadSettings) -> list[np.ndarray]:
+    """Validation masks: the questions (groups) dealt into ``cv_folds`` seeded folds."""
+    uniq = np.unique(groups)
+    order = np.random.RandomState(s.seed).permutation(len(uniq))
+    return [np.isin(groups, uniq[order[f::s.cv_folds]]) for f in range(min(s.cv_folds, len(uniq)))]
+
+
+def cv_losses(sp: ScoredPrompts, t: np.ndarray, counts: np.ndarray, groups: np.ndarray, s: HeadSettings) -> np.ndarray:
+    """[len(l2_grid), folds] validation loss (weighted mean cross-entropy per validation row) of
+    a head fitted on the other folds, for each l2 of the grid."""
+    folds = _folds(groups, s)
+    prior = prior_features(sp)
+    out = np.zeros((len(s.l2_grid), len(folds)))
+    for i, l2 in enumerate(s.l2_grid):
+        for j, val in enumerate(folds):
+            head = _fit_on(sp, t, counts, s, l2, ~val)
+            hidden = sp.option_hidden[val] if head.w is not None else None
+            out[i, j] = cross_entropy(head.logits(prior[val], hidden), t[val], float(counts[val].sum()))
+    return out
+
+
+def one_standard_error_choice(grid: tuple[float, ...], losses: np.ndarray) -> float:
+    """The strongest l2 whose mean loss over folds is within one standard error of the lowest mean
+    (``losses`` [grid, folds]); with one fold, the lowest mean, ties to the stronger l2."""
+    mean = losses.mean(1)
+    best = int(np.argmin(mean))
+    se = losses[best].std(ddof=1) / np.sqrt(losses.shape[1]) if losses.shape[1] > 1 else 0.0
+    within = mean[best] + max(se, 1e-9 * abs(mean[best]))  # a rounding-level difference is a tie
+    return max(l2 for l2, m in zip(grid, mean) if m <= within)
 
 
 def select_l2(sp: ScoredPrompts, t: np.ndarray, counts: np.ndarray, groups: np.ndarray, s: HeadSettings) -> float:
-    """The l2 of ``s.l2_grid`` with the lowest cross-validated loss on the training rows themselves.
-
+    """The l2 of ``s.l2_grid`` that cross-validation on the training rows prefers (one-SE rule).
     Folds never split a group (a question), so a question's rows are never both trained on and
-    validated on. Ties go to the stronger penalty."""
-    uniq = np.unique(groups)
-    order = np.random.RandomState(s.seed).permutation(len(uniq))
-    folds = [set(uniq[order[f::s.cv_folds]]) for f in range(min(s.cv_folds, len(uniq)))]
-    prior, hidden = _tensors(sp, s.use_hidden)
-    tt = torch.from_numpy(t)
-    best, best_loss = None, float("inf")
-    for l2 in sorted(s.l2_grid, reverse=True):
-        losses = []
-        for fold in folds:
-            val = np.array([g in fold for g in groups])
-            tr = torch.from_numpy(~val)
-            head, z = _new_head(prior[tr], hidden[tr] if hidden is not None else None, t.shape[1], s)
-            _train(prior[tr], z, tt[tr], float(counts[~val].sum()), s, l2, head)
-            with torch.no_grad():
-                logits = head(prior[torch.from_numpy(val)], hidden[torch.from_numpy(val)] if hidden is not None else None)
-                losses.append(float(soft_cross_entropy(logits, tt[torch.from_numpy(val)], float(counts[val].sum()))))
-        loss = float(np.mean(losses))
-        if loss < best_loss - 1e-9:
-            best, best_loss = l2, loss
-    return best
+    validated on."""
+    return one_standard_error_choice(tuple(s.l2_grid), cv_losses(sp, t, counts, groups, s))
 
 
 def fit_head(
@@ -177,7 +289,7 @@ def fit_head(
     counts: np.ndarray | None = None,
     groups: np.ndarray | None = None,
 ) -> OptionHead:
-    """Train a head on scored prompts.
+    """Fit a head on scored prompts.
 
     ``targets``: one listing position per row (with ``weights``), or an ``[n, m]`` matrix of target
     weights when several training rows share one prompt (:class:`relalign.learners.HeadLearner`
@@ -187,27 +299,19 @@ def fit_head(
     """
     s = settings or HeadSettings()
     n, m = sp.letter_logprob.shape
-    t = np.asarray(targets, dtype=np.float32) if np.ndim(targets) == 2 else target_matrix(targets, weights, m)
+    t = np.asarray(targets, dtype=np.float64) if np.ndim(targets) == 2 else target_matrix(targets, weights, m)
     if t.shape != (n, m):
         raise ValueError(f"need one target per scored prompt: {t.shape[0]} vs {n}")
     counts = np.ones(n) if counts is None else np.asarray(counts, dtype=float)
-    l2 = s.l2
-    if l2 is None:
-        l2 = select_l2(sp, t, counts, np.arange(n) if groups is None else np.asarray(groups), s)
-    prior, hidden = _tensors(sp, s.use_hidden)
-    head, z = _new_head(prior, hidden, m, s)
-    head.l2 = l2
-    return _train(prior, z, torch.from_numpy(t), float(counts.sum()), s, l2, head)
+    l2 = s.l2 if s.l2 is not None else select_l2(sp, t, counts, np.arange(n) if groups is None else np.asarray(groups), s)
+    return _fit_on(sp, t, counts, s, l2)
 
 
-@torch.no_grad()
 def head_logprobs(head: OptionHead, sp: ScoredPrompts) -> np.ndarray:
-    """[n, m] log-probabilities over the listed options."""
-    prior, hidden = _tensors(sp, head.w is not None)
-    return torch.log_softmax(head(prior, hidden), dim=-1).numpy()
+    """[n, m] log-probabilities over the listed options (float64)."""
+    return log_softmax(head.logits(prior_features(sp), sp.option_hidden if head.w is not None else None), axis=1)
 
 
 def zero_shot_logprobs(sp: ScoredPrompts, prior: str = "ll_mean") -> np.ndarray:
     """The untrained answer: log-softmax of one prior feature."""
-    x = prior_features(sp)[..., PRIORS.index(prior)]
-    return x - np.logaddexp.reduce(x, axis=1, keepdims=True)
+    return log_softmax(prior_features(sp)[..., PRIORS.index(prior)], axis=1)

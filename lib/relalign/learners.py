@@ -71,18 +71,17 @@ def _without_unused_aux(settings: dict) -> dict:
 class HeadLearner:
     """A trainable option head on a frozen model's cached features."""
 
-    def __init__(self, scorer: Scorer, settings: HeadSettings, out_dir: Path, n_options: int):
+    def __init__(self, scorer: Scorer, settings: HeadSettings, out_dir: Path):
         self.scorer = scorer
         self.settings = settings
         self.out_dir = Path(out_dir)
-        self.n_options = n_options
 
     def describe(self) -> dict:
-        return {"mode": "head", **_without_unused_aux(self.settings.__dict__)}
+        return {"mode": "head", "solver": "lbfgs-float64", **_without_unused_aux(self.settings.__dict__)}
 
-    def steps(self, n_rows: int) -> int:
-        """Optimiser steps of a fit: full-batch, so ``epochs`` whatever the number of rows."""
-        return self.settings.epochs
+    def steps(self, n_rows: int) -> None:
+        """Optimiser steps of a fit: none to count -- every head is solved to its unique optimum."""
+        return None
 
     @staticmethod
     def _merge(prompts, targets, weights):
@@ -94,7 +93,7 @@ class HeadLearner:
             if p.text not in index:
                 index[p.text] = len(unique)
                 unique.append(p)
-        t = np.zeros((len(unique), len(prompts[0].option_spans)), np.float32)
+        t = np.zeros((len(unique), len(prompts[0].option_spans)))
         counts = np.zeros(len(unique))
         for p, y, w in zip(prompts, targets, weights):
             t[index[p.text], int(y)] += w
@@ -114,19 +113,14 @@ class HeadLearner:
         features = self.scorer(unique, f"{name}: features")
         head = fit_head(features, t, settings=self.settings, counts=counts, groups=groups)
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save(head.state_dict(), folder / "head.pt")
-        (folder / "head.json").write_text(json.dumps({"l2": head.l2, "rows": len(prompts), "prompts": len(unique)}))
+        head.save(folder / "head.npz")
+        (folder / "head.json").write_text(json.dumps({"l2": head.l2, "rows": len(prompts), "prompts": len(unique),
+                                                      "iterations": head.iterations}))
         (folder / FINGERPRINT).write_text(fingerprint)
         return HeadPredictor(head, self.scorer)
 
     def load(self, name) -> HeadPredictor:
-        folder = self.out_dir / name
-        state = torch.load(folder / "head.pt", weights_only=True)
-        d = state["mu"].shape[0]
-        head = OptionHead(self.n_options, d, self.settings)
-        head.load_state_dict(state)
-        head.eval()
-        return HeadPredictor(head, self.scorer)
+        return HeadPredictor(OptionHead.load(self.out_dir / name / "head.npz"), self.scorer)
 
 
 def lora_steps(n_rows: int, lora) -> int:

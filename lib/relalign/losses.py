@@ -1,6 +1,7 @@
 """The one weighted loss every method trains with.
 
-Definition (the same for naive, ceiling, filtering and re-weighting, in both training modes):
+Definition (the same for naive, ceiling, filtering and re-weighting, in both training modes; the
+``head`` mode's objective in :mod:`relalign.head` is this loss with one answer "token" per row):
 
     loss = sum over answer tokens t of  w(row of t) * CE(t)  /  (number of answer tokens)
 
@@ -16,8 +17,10 @@ tokens in the *whole* optimisation step, which HF Trainer passes as ``num_items_
 
 Optional auxiliary confidence loss (Burns et al. 2023, "Weak-to-strong generalization",
 ``logconf_loss_fn`` in openai/weak-to-strong): the target becomes
-``(1 - c) * weak label + c * hardened own prediction`` (detached), with ``c`` ramped by
-:func:`aux_coefficient`. With ``c = 0`` every loss here is exactly the plain one.
+``(1 - c) * weak label + c * hardened own prediction`` (detached; the argmax, which works for any
+number of options or a whole vocabulary, where Burns et al. harden binary predictions with an
+adaptive threshold), with ``c`` ramped by :func:`aux_coefficient`. With ``c = 0`` the loss is
+exactly the plain one.
 """
 
 from __future__ import annotations
@@ -26,18 +29,6 @@ import torch
 import torch.nn.functional as F
 
 IGNORE_INDEX = -100
-
-
-def weighted_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Mean over rows of weight x cross-entropy; one answer "token" per row (``head`` mode)."""
-    ce = F.cross_entropy(logits, targets, reduction="none")
-    return (weights.to(ce.dtype) * ce).sum() / max(len(targets), 1)
-
-
-def soft_cross_entropy(logits: torch.Tensor, target_weights: torch.Tensor, n_rows: float) -> torch.Tensor:
-    """``weighted_cross_entropy`` with the rows that share one input merged: ``target_weights[i, j]``
-    is the summed weight of the rows of input i labelled j, ``n_rows`` the number of rows."""
-    return -(target_weights * torch.log_softmax(logits, dim=-1)).sum() / max(n_rows, 1)
 
 
 def aux_coefficient(step_frac: float, aux_coef: float, warmup: float) -> float:
@@ -53,39 +44,6 @@ def aux_coefficient(step_frac: float, aux_coef: float, warmup: float) -> float:
     if warmup <= 0:
         return float(aux_coef)
     return float(aux_coef) * min(1.0, max(0.0, float(step_frac)) / float(warmup))
-
-
-def hardened_predictions(logits: torch.Tensor) -> torch.Tensor:
-    """One-hot of the argmax of the (detached) logits over the last dimension.
-
-    Burns et al. harden their binary predictions with an adaptive threshold (the quantile that
-    gives the weak labels' class balance); we use the argmax, which works for any number of
-    options (and for a whole vocabulary in ``lora`` mode)."""
-    logits = logits.detach()
-    return F.one_hot(logits.argmax(dim=-1), logits.size(-1)).to(logits.dtype)
-
-
-def aux_soft_targets(logits: torch.Tensor, target_weights: torch.Tensor, coef: float) -> torch.Tensor:
-    """Mixed targets for :func:`soft_cross_entropy` (``head`` mode) with the confidence loss:
-
-        (1 - coef) * t  +  coef * rowsum(t) * onehot(argmax(logits))
-
-    ``target_weights`` t [n, m] may carry the summed weights of several merged training rows, so
-    the hardened part is scaled by the row sum: each row keeps its total weight, and the loss stays
-    the weighted mean over rows of ``(1-c) CE(weak label) + c CE(own argmax)``. The targets are
-    detached; ``coef = 0`` returns ``target_weights`` itself.
-    """
-    if coef == 0:
-        return target_weights
-    t = target_weights.detach()
-    hard = hardened_predictions(logits).to(t.dtype)
-    return (1.0 - coef) * t + coef * t.sum(dim=-1, keepdim=True) * hard
-
-
-def aux_soft_cross_entropy(logits: torch.Tensor, target_weights: torch.Tensor, n_rows: float,
-                           coef: float = 0.0) -> torch.Tensor:
-    """:func:`soft_cross_entropy` on :func:`aux_soft_targets`; ``coef = 0``: exactly the plain loss."""
-    return soft_cross_entropy(logits, aux_soft_targets(logits, target_weights, coef), n_rows)
 
 
 def weighted_token_loss(

@@ -84,8 +84,6 @@ class ModelParams:
 class HeadParams:
     prior: str = "ll_mean"
     use_hidden: bool = True
-    epochs: int = 300
-    lr: float = 0.02
     l2: float | None = None  # None: chosen from l2_grid by cross-validation on the training rows
     l2_grid: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])
     cv_folds: int = 5
@@ -128,7 +126,8 @@ class TrainingParams:
     views: str = "canonical"  # which prompt a strong training row is shown with
     lora: LoraParams = field(default_factory=LoraParams)
     # method aux_confidence (Burns et al. 2023): weight of the model's own hardened prediction in the
-    # target, reached linearly over the first aux_warmup fraction of training
+    # target; with LoRA reached linearly over the first aux_warmup fraction of the steps (a head is
+    # solved to the loss's fixed point nearest its zero-shot answer: relalign.head)
     aux_coef: float = 0.75
     aux_warmup: float = 0.2
     # LoRA: every method's run takes as many optimiser steps as naive's (a control: a filtered run's
@@ -190,7 +189,7 @@ class Params:
 
     def head_settings(self, role: str) -> HeadSettings:
         h = getattr(self, role).head
-        return HeadSettings(prior=h.prior, use_hidden=h.use_hidden, epochs=h.epochs, lr=h.lr, l2=h.l2,
+        return HeadSettings(prior=h.prior, use_hidden=h.use_hidden, l2=h.l2,
                             l2_grid=tuple(h.l2_grid), cv_folds=h.cv_folds, seed=self.seed)
 
     def split_specs(self) -> dict[str, SplitSpec]:
@@ -358,10 +357,10 @@ def _check(p: Params, file: str) -> None:
         h = getattr(p, role).head
         if h.prior not in PRIORS:
             bad(f"{role}.head.prior", f"must be one of {', '.join(PRIORS)}, got {h.prior!r}")
-        if h.epochs < 0 or h.lr <= 0 or (h.l2 is not None and h.l2 < 0):
-            bad(f"{role}.head", "epochs >= 0, lr > 0 and l2 >= 0 (or null: chosen by cross-validation) are required")
-        if h.l2 is None and (not h.l2_grid or min(h.l2_grid) < 0 or h.cv_folds < 2):
-            bad(f"{role}.head.l2_grid", "cross-validated l2 needs a non-empty grid of values >= 0 and cv_folds >= 2")
+        if h.l2 is not None and not h.l2 > 0:
+            bad(f"{role}.head.l2", f"must be > 0 (or null: chosen by cross-validation), got {h.l2}")
+        if h.l2 is None and (not h.l2_grid or min(h.l2_grid) <= 0 or h.cv_folds < 2):
+            bad(f"{role}.head.l2_grid", "cross-validated l2 needs a non-empty grid of values > 0 and cv_folds >= 2")
     t = p.training
     if t.mode not in TRAINING_MODES:
         bad("training.mode", f"must be one of {', '.join(TRAINING_MODES)}, got {t.mode!r}")

@@ -183,18 +183,17 @@ class Study:
         naive's number of optimiser steps."""
         out = self.run_dir / "trained" / role
         t = self.params.training
-        aux = dict(aux_coef=t.aux_coef, aux_warmup=t.aux_warmup) if (
-            role == "strong" and name is not None and method_spec(name).aux_loss) else {}
+        aux = role == "strong" and name is not None and method_spec(name).aux_loss
         if t.mode == "head":
             from .learners import HeadLearner
 
-            settings = dataclasses.replace(self.params.head_settings(role), **aux)
+            settings = dataclasses.replace(self.params.head_settings(role), aux_coef=t.aux_coef if aux else 0.0)
             if role == "strong" and settings.l2 is None:
                 settings = dataclasses.replace(settings, l2=self.strong_l2)
-            return HeadLearner(self.scorer(role), settings, out, self.n_options)
+            return HeadLearner(self.scorer(role), settings, out)
         from .learners import LoraLearner, lora_steps
 
-        lora = dataclasses.replace(t.lora, **aux)
+        lora = dataclasses.replace(t.lora, **(dict(aux_coef=t.aux_coef, aux_warmup=t.aux_warmup) if aux else {}))
         if role == "strong" and t.equal_steps and name is not None and lora.max_steps <= 0:
             lora = dataclasses.replace(lora, max_steps=lora_steps(len(self.training_rows("naive")), lora))
         return LoraLearner(lambda: self.model(role), lora, self.params.seed, out,
@@ -209,7 +208,7 @@ class Study:
         from .learners import HeadLearner
 
         prompts, targets, weights = self.training_data("strong", "naive")
-        learner = HeadLearner(self.scorer("strong"), self.params.head_settings("strong"), self.run_dir, self.n_options)
+        learner = HeadLearner(self.scorer("strong"), self.params.head_settings("strong"), self.run_dir)
         l2 = learner.choose_l2(prompts, targets, weights, "naive: features")
         self._write_json("trained/strong/l2.json", {"l2": l2, "chosen_on": "naive", "grid": list(learner.settings.l2_grid)})
         return l2

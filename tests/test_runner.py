@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -123,6 +124,13 @@ def test_the_real_notebooks_run_end_to_end_on_a_tiny_model(write_params, tmp_pat
     assert len(pd.read_csv(summary / "intervals.csv")) == 1 + len(METHODS)  # weak + every method, one seed
     runs = pd.read_csv(summary / "runs.csv")
     assert list(runs["dataset"]) == ["sciq"] and runs.loc[0, "naive"] == m["methods"]["naive"]["accuracy"]
+
+
+def test_kernel_sockets_stay_out_of_the_source_tree():
+    """A killed kernel leaves its IPC socket files behind: they must lie in a temporary folder."""
+    km = runner.IPCKernelManager.get()()
+    assert km.transport == "ipc"
+    assert runner.REPO_ROOT not in Path(km.ip).resolve().parents
 
 
 def test_executed_notebooks_name_no_path_of_the_machine(tmp_path):

@@ -12,6 +12,7 @@ import json
 import os
 import resource
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -48,6 +49,9 @@ class IPCKernelManager:
             class _IPC(KernelManager):
                 def __init__(self, **kw):
                     kw.setdefault("transport", "ipc")
+                    # the sockets' path prefix: in the temporary folder, never the notebooks' folder
+                    # (a killed kernel leaves them behind)
+                    kw.setdefault("ip", tempfile.mkdtemp(prefix="relalign-kernel-") + "/ipc")
                     super().__init__(**kw)
 
             cls._cls = _IPC

@@ -44,6 +44,9 @@ def test_tiny_params_load(write_params):
         ({"methods": ["naive", "filtering"]}, "methods"),
         ({"data": {"splits": {"A": {"pool": "validation", "n": 0}}}}, "data.splits.A.n"),
         ({"weak": {"head": {"prior": "vibes"}}}, "weak.head.prior"),
+        ({"weak": {"head": {"l2": 0}}}, "weak.head.l2"),
+        ({"strong": {"head": {"epochs": 300}}}, "strong.head.epochs"),  # the head is solved, not stepped
+        ({"training": {"lora": {"loss_normalisation": "tokens"}}}, "training.lora.loss_normalisation"),
     ],
 )
 def test_bad_params_name_the_key_and_the_file(write_params, changes, key):

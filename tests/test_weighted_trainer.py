@@ -37,7 +37,7 @@ def _rows(tok, answers=ANSWERS, weights=WEIGHTS):
     return encode_rows(tok, PROMPTS, answers, weights, max_length=64)
 
 
-def _one_step(tiny_model, tmp_path, micro: int, accumulation: int, rows=None):
+def _one_step(tiny_model, tmp_path, micro: int, accumulation: int, rows=None, normalisation="answer_tokens"):
     base, tok = tiny_model
     model = _lora_model(base)
     args = TrainingArguments(
@@ -48,7 +48,7 @@ def _one_step(tiny_model, tmp_path, micro: int, accumulation: int, rows=None):
         disable_tqdm=True,
     )
     trainer = WeightedTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows or _rows(tok)),
-                              data_collator=WeightedCollator(tok.pad_token_id))
+                              data_collator=WeightedCollator(tok.pad_token_id), normalisation=normalisation)
     trainer.train()
     params = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}  # CUDA too
     loss = next(h["loss"] for h in trainer.state.log_history if "loss" in h)
@@ -62,6 +62,44 @@ def test_batch_8_equals_batch_2_with_accumulation_4(tiny_model, tmp_path):
     assert a.keys() == b.keys() and len(a) > 0
     for n in a:
         torch.testing.assert_close(a[n], b[n], atol=1e-5, rtol=0, msg=n)
+
+
+def test_the_reference_normalisation_trains_on_the_mean_over_every_position(tiny_model, tmp_path):
+    """normalisation all_positions: one step (one micro-batch of all 8 rows) moves the adapter by minus
+    the gradient of the reference's loss, weight x token loss averaged over every position."""
+    base, tok = tiny_model
+    stepped, loss, _ = _one_step(tiny_model, tmp_path, 8, 1, normalisation="all_positions")
+    model = _lora_model(base)
+    batch = WeightedCollator(tok.pad_token_id)(_rows(tok))
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    shift_labels = batch["labels"][:, 1:]
+    ce = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), shift_labels.reshape(-1),
+                                           reduction="none")  # 0 where the label is -100, as in the reference
+    ref = (ce.view(shift_labels.shape) * batch["weight"][:, None]).mean()
+    ref.backward()
+    assert loss == pytest.approx(ref.item(), abs=1e-5)
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(stepped[n], (p - p.grad).detach(), atol=1e-5, rtol=0, msg=n)
+    ours, _, _ = _one_step(tiny_model, tmp_path, 8, 1)
+    assert any(not torch.allclose(ours[n], stepped[n]) for n in ours)  # the two normalisations train differently
+
+
+def test_the_reference_normalisation_averages_the_micro_batches_of_a_step(tiny_model, tmp_path):
+    base, tok = tiny_model
+    model = _lora_model(base)
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
+    trainer = WeightedTrainer(model=model, args=args, train_dataset=Dataset.from_list(_rows(tok)),
+                              data_collator=WeightedCollator(tok.pad_token_id), normalisation="all_positions")
+    batch = WeightedCollator(tok.pad_token_id)(_rows(tok)[:2])
+    with torch.no_grad():
+        alone = trainer.compute_loss(model, dict(batch))  # outside a step: this micro-batch's own mean
+        trainer.current_gradient_accumulation_steps = 4
+        in_step = trainer.compute_loss(model, dict(batch), num_items_in_batch=torch.tensor(99))
+    torch.testing.assert_close(in_step, alone / 4)  # one of the step's 4 micro-batches; answer tokens play no part
+    with pytest.raises(ValueError, match="normalisation"):
+        WeightedTrainer(model=model, args=args, train_dataset=Dataset.from_list(_rows(tok)),
+                        data_collator=WeightedCollator(tok.pad_token_id), normalisation="tokens")
 
 
 def test_weights_of_one_give_the_models_own_loss(tiny_model):

@@ -206,6 +206,7 @@ class LoraLearner:
             callbacks=self.callbacks,
             aux_coef=self.lora.aux_coef,
             aux_warmup=self.lora.aux_warmup,
+            normalisation=self.lora.loss_normalisation,
         )
         if main:
             ckpt_dir.mkdir(parents=True, exist_ok=True)

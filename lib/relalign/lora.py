@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from transformers import Trainer, TrainingArguments
 
-from .losses import IGNORE_INDEX, aux_coefficient, weighted_token_loss
+from .losses import IGNORE_INDEX, aux_coefficient, loss_denominator, weighted_token_loss
 from .prompts import Prompt
 
 # LoRA targets per architecture family (``config.model_type``). The paper adapts q_proj and
@@ -120,14 +120,22 @@ class WeightedTrainer(Trainer):
 
     ``aux_coef`` / ``aux_warmup``: the auxiliary confidence loss (Burns et al. 2023), its weight
     ramped by :func:`relalign.losses.aux_coefficient` over ``global_step / max_steps``; 0: off.
+
+    ``normalisation``: ``answer_tokens`` (above) or ``all_positions``, the reference's mean over
+    every position of each micro-batch, averaged over the step's micro-batches
+    (:func:`relalign.losses.loss_denominator`); under data parallelism the processes' gradients are
+    averaged, which is again the mean over all micro-batches.
     """
 
     loss_is_scaled_for_ga = True
 
-    def __init__(self, *args, aux_coef: float = 0.0, aux_warmup: float = 0.2, **kwargs):
+    def __init__(self, *args, aux_coef: float = 0.0, aux_warmup: float = 0.2, normalisation: str = "answer_tokens",
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.aux_coef = float(aux_coef)
         self.aux_warmup = float(aux_warmup)
+        loss_denominator(torch.zeros((1, 2), dtype=torch.long), normalisation, None)  # an unknown one fails here
+        self.normalisation = normalisation
 
     def aux_coefficient(self) -> float:
         """The confidence loss's weight at the current step (0 outside training or when off)."""
@@ -145,12 +153,12 @@ class WeightedTrainer(Trainer):
         # on a 0.5B model) and the vocabulary-wide softmax.
         keep = answer_columns(labels)
         outputs = model(**inputs, logits_to_keep=keep)
-        labels = labels[:, -keep:]
-        if num_items_in_batch is None:
-            # Evaluation or a caller outside the training loop: this batch is the whole step.
-            num_items_in_batch = (labels[:, 1:] != IGNORE_INDEX).sum()
-        loss = weighted_token_loss(outputs.logits, labels, weight, num_items_in_batch, aux_coef=self.aux_coefficient())
-        if self.args.average_tokens_across_devices and self.args.world_size > 1 and model.training:
+        # Outside the training loop (evaluation, a direct call) this batch is the whole step.
+        micro_batches = self.current_gradient_accumulation_steps if model.training and num_items_in_batch is not None else 1
+        denominator = loss_denominator(labels, self.normalisation, num_items_in_batch, micro_batches)
+        loss = weighted_token_loss(outputs.logits, labels[:, -keep:], weight, denominator, aux_coef=self.aux_coefficient())
+        if (self.normalisation == "answer_tokens" and self.args.average_tokens_across_devices
+                and self.args.world_size > 1 and model.training):
             loss = loss * self.accelerator.num_processes
         return (loss, outputs) if return_outputs else loss
 

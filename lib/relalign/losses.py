@@ -15,6 +15,12 @@ effective learning rate than its baselines; see ``shared/study/method.md``, defe
 For gradient accumulation and several processes the denominator must be the number of answer
 tokens in the *whole* optimisation step, which HF Trainer passes as ``num_items_in_batch``.
 
+``training.lora.loss_normalisation: all_positions`` reproduces the reference instead (its
+``CustomTrainer.compute_loss`` in ``*/our_method_reweighting.py``): weight x token loss averaged
+over *every* position of a micro-batch, prompt and padding included (they contribute 0), then over
+the step's micro-batches. A row's weight still scales its gradient, but the step's size now
+depends on how long the prompts and the padding are (:func:`loss_denominator`).
+
 Optional auxiliary confidence loss (Burns et al. 2023, "Weak-to-strong generalization",
 ``logconf_loss_fn`` in openai/weak-to-strong): the target becomes
 ``(1 - c) * weak label + c * hardened own prediction`` (detached; the argmax, which works for any
@@ -29,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 IGNORE_INDEX = -100
+NORMALISATIONS = ("answer_tokens", "all_positions")  # answer_tokens: this study's; all_positions: the reference's
 
 
 def aux_coefficient(step_frac: float, aux_coef: float, warmup: float) -> float:
@@ -79,3 +86,19 @@ def weighted_token_loss(
     if isinstance(denom, torch.Tensor):
         denom = denom.to(weighted.device)
     return weighted / denom
+
+
+def loss_denominator(labels: torch.Tensor, normalisation: str, num_items_in_batch: int | torch.Tensor | None,
+                     micro_batches: int = 1) -> int | torch.Tensor:
+    """What :func:`weighted_token_loss` divides a micro-batch's weighted token losses by.
+
+    ``answer_tokens``: the answer tokens of the whole optimisation step (``num_items_in_batch``;
+    this batch's own count when None). ``all_positions`` (the reference): every predicted position
+    of this micro-batch, ``batch x (length - 1)`` of the full ``labels``, prompt and padding
+    included, times the ``micro_batches`` of the step, so that the step's loss is the mean of its
+    micro-batches' means."""
+    if normalisation == "answer_tokens":
+        return (labels[:, 1:] != IGNORE_INDEX).sum() if num_items_in_batch is None else num_items_in_batch
+    if normalisation == "all_positions":
+        return labels[:, 1:].numel() * micro_batches
+    raise ValueError(f"loss normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")

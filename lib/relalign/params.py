@@ -20,6 +20,7 @@ import yaml
 
 from .data import ADAPTERS, Adapter, CustomSpec, DataError, SplitSpec, custom_adapter
 from .head import PRIORS, HeadSettings
+from .losses import NORMALISATIONS
 from .models import ModelSpec
 from .selection import METHODS, PAPER_METHODS
 
@@ -118,6 +119,9 @@ class LoraParams:
     # from 0 over the first aux_warmup fraction of the steps; see relalign.losses.weighted_token_loss.
     aux_coef: float = 0.0
     aux_warmup: float = 0.2
+    # answer_tokens: weight x token loss over the step's answer tokens (every method alike);
+    # all_positions: the reference's mean over every position, prompt and padding included
+    loss_normalisation: str = "answer_tokens"
 
 
 @dataclass
@@ -381,6 +385,8 @@ def _check(p: Params, file: str) -> None:
         bad("training.lora.warmup_ratio", f"must be in [0, 1), got {lo.warmup_ratio}")
     if lo.scheduler not in ("linear", "cosine", "constant"):
         bad("training.lora.scheduler", f"must be linear, cosine or constant, got {lo.scheduler!r}")
+    if lo.loss_normalisation not in NORMALISATIONS:
+        bad("training.lora.loss_normalisation", f"must be one of {', '.join(NORMALISATIONS)}, got {lo.loss_normalisation!r}")
     if p.scoring.dtype not in ("auto", "float32", "bfloat16", "float16"):
         bad("scoring.dtype", f"must be auto, float32, bfloat16 or float16, got {p.scoring.dtype!r}")
     unknown = [m for m in p.methods if m not in METHOD_NAMES]

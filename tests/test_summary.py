@@ -157,3 +157,16 @@ def test_minutes_of_a_run_are_its_whole_relalign_run_when_it_completed(results):
     table = summary.runs_table(summary.find_runs(results)).set_index("dataset")
     assert table.loc["sciq", "minutes"] == pytest.approx(10.0)  # not metrics.json's 2 minutes
     assert table.loc["mmlu", "minutes"] == pytest.approx(2.0)  # no finished run status: metrics.json's time
+
+
+def test_power_table_says_what_a_null_can_rule_out(tmp_path):
+    from relalign.power import study_power
+
+    _seeded(tmp_path, gain=0.0)
+    runs = summary.find_runs(tmp_path)
+    power = summary.power_table(runs)
+    assert len(power) == 1 and power.loc[0, "n_seeds"] == 3 and power.loc[0, "n_compared"] == 2
+    correct = summary.study_outcomes(runs)[("sciq", "default")]
+    assert power.loc[0, "mde"] == pytest.approx(study_power(correct)["mde"])
+    line = summary.significance_lines(summary.intervals(runs, n_boot=200), power)[0]
+    assert f"it detects a difference of {power.loc[0, 'mde']:.1f} points with 80% power" in line

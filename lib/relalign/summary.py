@@ -7,15 +7,17 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .evaluation import METHOD_ORDER
 from .params import Params
+from .power import study_power
 from .runner import INCOMPLETE, STATUS
 from .stats import ALPHA, CLOSE_SE, MAX_BOOT, N_BOOT, SIGNIFICANT, TOO_CLOSE, bootstrap_methods, parse_correct
 
-__all__ = ["find_runs", "methods_long", "runs_table", "run_seconds", "effect_table", "intervals", "significance_lines",
-           "markdown_table", "scratch_dir"]
+__all__ = ["find_runs", "methods_long", "runs_table", "run_seconds", "effect_table", "study_outcomes", "intervals",
+           "power_table", "significance_lines", "markdown_table", "scratch_dir"]
 
 
 def find_runs(results_root: str | Path) -> list[Path]:
@@ -49,6 +51,40 @@ def methods_long(runs: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "study", "run", "seed", "method", "accuracy", "pgr", "n_train"])
 
 
+def study_outcomes(runs: list[Path]) -> dict[tuple[str, str], dict[str, list[np.ndarray]]]:
+    """Per (dataset, study), sorted: method -> whether each test question was answered right, one
+    array per seed (seeds in order). A study's runs are its seeds; only the methods that every
+    seed has are kept, and runs written before ``test_correct`` existed are left out."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for run in runs:
+        m = _load(run)
+        if m.get("test_correct"):
+            groups.setdefault((m["dataset"], study_of(m)), []).append(m)
+    out = {}
+    for key, ms in sorted(groups.items()):
+        ms = sorted(ms, key=lambda m: m.get("seed", 0))
+        common = [k for k in ms[0]["test_correct"] if all(k in m["test_correct"] for m in ms)]
+        out[key] = {k: [parse_correct(m["test_correct"][k]) for m in ms] for k in common}
+    return out
+
+
+def power_table(runs: list[Path], power: float = 0.8) -> pd.DataFrame:
+    """Per (dataset, study): the smallest true difference from naive, in points, that the study's
+    test detects with probability ``power`` (``mde``, :func:`relalign.power.study_power`, from the
+    variance components measured on its seeds and pooled over its methods), with the discordance
+    with naive, the seed-to-seed spread of the difference (``seed_sd``, points), and the sizes."""
+    rows = []
+    for (dataset, study), correct in study_outcomes(runs).items():
+        if "naive" not in correct or len(set(correct) - {"weak", "naive", "ceiling"}) == 0:
+            continue
+        p = study_power(correct, power=power)
+        rows.append({"dataset": dataset, "study": study, "mde": p["mde"], "discordance": p["discordance"],
+                     "seed_sd": p["seed_sd"], "n_test": p["n_test"], "n_seeds": p["n_seeds"],
+                     "n_compared": p["n_compared"], "power": power})
+    return pd.DataFrame(rows, columns=["dataset", "study", "mde", "discordance", "seed_sd", "n_test", "n_seeds",
+                                       "n_compared", "power"])
+
+
 def intervals(runs: list[Path], n_boot: int = N_BOOT, max_boot: int = MAX_BOOT) -> pd.DataFrame:
     """Per (dataset, study, method): accuracy and PGR with 95% bootstrap intervals over test
     examples and seeds, the difference from naive, its Holm-adjusted p-value with its Monte Carlo
@@ -56,16 +92,8 @@ def intervals(runs: list[Path], n_boot: int = N_BOOT, max_boot: int = MAX_BOOT) 
     (:func:`relalign.stats.bootstrap_methods`, ``n_boot`` draws, more up to ``max_boot`` for a
     close call). A study's runs are its seeds; only the methods that every seed has are compared,
     and runs written before ``test_correct`` existed are left out."""
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for run in runs:
-        m = _load(run)
-        if m.get("test_correct"):
-            groups.setdefault((m["dataset"], study_of(m)), []).append(m)
     frames = []
-    for (dataset, study), ms in sorted(groups.items()):
-        ms = sorted(ms, key=lambda m: m.get("seed", 0))
-        common = [k for k in ms[0]["test_correct"] if all(k in m["test_correct"] for m in ms)]
-        correct = {k: [parse_correct(m["test_correct"][k]) for m in ms] for k in common}
+    for (dataset, study), correct in study_outcomes(runs).items():
         out = bootstrap_methods(correct, n_boot=n_boot, max_boot=max_boot)
         out.insert(0, "method", out.index)
         out.insert(0, "study", study)
@@ -86,11 +114,14 @@ def _difference(r: pd.Series) -> str:
     return f"{r['method']} {r['diff']:+.1f} points [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}], {p}"
 
 
-def significance_lines(iv: pd.DataFrame) -> list[str]:
+def significance_lines(iv: pd.DataFrame, power: pd.DataFrame | None = None) -> list[str]:
     """One sentence per study: which methods differ significantly from naive (Holm-adjusted
     p < 0.05, :data:`relalign.stats.ALPHA`), and which calls are too close to make (p within
     :data:`relalign.stats.CLOSE_SE` Monte Carlo standard errors of 0.05 even after the most
-    draws), said as such rather than as a result either way."""
+    draws), said as such rather than as a result either way; with ``power`` (:func:`power_table`),
+    also the smallest difference the study detects with 80% power, which says what a "no
+    difference" can rule out."""
+    mde = {} if power is None else {(r["dataset"], r["study"]): r for _, r in power.iterrows()}
     lines = []
     for (dataset, study), g in iv.groupby(["dataset", "study"], sort=False):
         g = g[g["method"].isin(set(g["method"]) - {"weak", "naive", "ceiling"})]
@@ -111,6 +142,9 @@ def significance_lines(iv: pd.DataFrame) -> list[str]:
             best = g.loc[g["diff"].idxmax()]
             clauses.append(f"no method differs significantly from naive (largest: {best['method']} "
                            f"{best['diff']:+.1f} points, 95% CI [{best['diff_lo']:+.1f}, {best['diff_hi']:+.1f}])")
+        if (dataset, study) in mde:
+            r = mde[(dataset, study)]
+            clauses.append(f"it detects a difference of {r['mde']:.1f} points with {r['power']:.0%} power")
         lines.append(head + "; ".join(clauses) + ".")
     return lines
 

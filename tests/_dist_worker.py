@@ -1,7 +1,6 @@
 """Run under ``accelerate launch --cpu --num_processes 2`` by tests/test_distributed.py.
 
     _dist_worker.py train MODEL_DIR OUT   one LoRA step, global batch 8 (2 processes x 2 x accumulation 2)
-    _dist_worker.py eval MODEL_DIR OUT    5 items split over the processes, gathered once
 """
 
 import sys
@@ -36,32 +35,8 @@ def train(model_dir: str, out: str) -> None:
         torch.save({n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}, out)
 
 
-def evaluate(out: str) -> None:
-    import numpy as np
-    from accelerate import Accelerator
-
-    from relalign.distributed import split_logprobs
-
-    acc = Accelerator(cpu=True)
-    items = ["a", "bb", "ccc", "dddd", "eeeee"]  # 5 items: the last batch is padded on 2 processes
-    seen = []
-
-    def fn(batch):
-        seen.extend(batch)
-        return np.array([[len(x), acc.process_index] for x in batch], dtype=np.float32)
-
-    rows = split_logprobs(acc, fn, items, batch_size=2)
-    counts = acc.gather(torch.tensor([len(seen)]))
-    if acc.is_main_process:
-        torch.save({"rows": torch.from_numpy(rows), "per_process": counts}, out)
-
-
 if __name__ == "__main__":
     from relalign.distributed import shutdown
 
-    mode, *rest = sys.argv[1:]
-    if mode == "train":
-        train(*rest)
-    else:
-        evaluate(rest[-1])
+    train(*sys.argv[2:])
     shutdown()

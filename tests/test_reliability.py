@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from relalign.reliability import answer_entropy, frequency_reliability, majority_answer, question_table
+from relalign.reliability import answer_entropy, frequency_reliability, question_table
 
 # Every answer pattern for K = 5 and its entropy (shared/study/method.md), by hand:
 # H = -sum (n/5) ln(n/5).
@@ -78,10 +78,6 @@ def test_reliability_keeps_order_and_distinct_weights_sum_to_one():
 def test_reliability_rejects_bad_temperature():
     with pytest.raises(ValueError):
         frequency_reliability(["a", "b"], 0.0)
-
-
-def test_majority_ties_go_to_the_first_answer():
-    assert majority_answer(["b", "a", "a", "b"]) == "b"
 
 
 def test_question_table_adds_scores_per_row_in_place_order():

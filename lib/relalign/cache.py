@@ -17,7 +17,22 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-__all__ = ["digest", "Cache"]
+__all__ = ["atomic_write", "digest", "Cache", "RowStore"]
+
+
+def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
+    """Write ``target`` through ``write(temporary path)`` and a rename in the same folder: a reader
+    sees the old file or the whole new one, never half of it (an interrupted run leaves none)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp" + target.suffix, dir=target.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def digest(obj: Any) -> str:
@@ -33,34 +48,13 @@ class Cache:
     def path(self, kind: str, key: str, ext: str) -> Path:
         return self.root / kind / f"{key[:32]}{ext}"
 
-    def _atomic(self, target: Path, write: Callable[[Path], None]) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp" + target.suffix, dir=target.parent)
-        os.close(fd)
-        try:
-            write(Path(tmp))
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-
-    def arrays(self, kind: str, key: str, compute: Callable[[], dict[str, np.ndarray]]) -> tuple[dict[str, np.ndarray], bool]:
-        """(arrays, hit): load ``kind/key.npz`` or compute and store it."""
-        target = self.path(kind, key, ".npz")
-        if target.is_file():
-            with np.load(target) as z:
-                return {k: z[k] for k in z.files}, True
-        value = compute()
-        self._atomic(target, lambda p: np.savez(p, **value))
-        return value, False
-
     def frame(self, kind: str, key: str, compute: Callable[[], pd.DataFrame]) -> tuple[pd.DataFrame, bool]:
         """(table, hit): load ``kind/key.parquet`` or compute and store it."""
         target = self.path(kind, key, ".parquet")
         if target.is_file():
             return pd.read_parquet(target), True
         value = compute()
-        self._atomic(target, lambda p: value.to_parquet(p, index=False))
+        atomic_write(target, lambda p: value.to_parquet(p, index=False))
         return pd.read_parquet(target), False  # the same types a later hit will see
 
 
@@ -103,16 +97,8 @@ class RowStore:
         if missing:
             new = compute(missing)
             new["_keys"] = np.array([keys[i] for i in missing])
-            self.folder.mkdir(parents=True, exist_ok=True)
             target = self.folder / f"shard-{digest(list(new['_keys']))[:24]}.npz"
-            fd, tmp = tempfile.mkstemp(prefix="shard.", suffix=".tmp.npz", dir=self.folder)
-            os.close(fd)
-            try:
-                np.savez(tmp, **new)
-                os.replace(tmp, target)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
+            atomic_write(target, lambda p: np.savez(p, **new))
             self._loaded[target] = new
             for j, k in enumerate(new["_keys"]):
                 index[str(k)] = (target, j)

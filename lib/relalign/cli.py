@@ -52,7 +52,8 @@ def cmd_check(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .runner import RunExists, RunFailed, run, summary_table
+    from .runner import RunExists, RunFailed, run
+    from .summary import run_table
 
     if args.seeds and args.out and len(args.seeds) > 1:
         return _fail("--out names one directory: run one seed at a time, or leave --out to get one per seed")
@@ -65,7 +66,7 @@ def cmd_run(args) -> int:
             print(f"relalign: run failed: {e}", file=sys.stderr)
             return 1
         print(f"\nresults: {out}\n")
-        print(summary_table(out))
+        print(run_table(out))
     return 0
 
 
@@ -99,7 +100,8 @@ def cmd_report(args) -> int:
 def cmd_batch(args) -> int:
     from pathlib import Path
 
-    from .runner import RunExists, RunFailed, run, run_summary, summary_table
+    from .runner import RunExists, RunFailed, run, run_summary
+    from .summary import run_table
 
     from .study import default_run_dir
 
@@ -112,7 +114,7 @@ def cmd_batch(args) -> int:
             out = run(params, out, overrides, replace=args.replace, log_output=args.verbose)
             outcomes.append((params, "ok", str(out)))
             if (out / "metrics.json").is_file():
-                print(summary_table(out) + "\n", flush=True)
+                print(run_table(out) + "\n", flush=True)
         except (ParamsError, DataError, ModelFileError, RunExists, RunFailed) as e:
             outcomes.append((params, "failed", str(e)))
             print(f"relalign: {params}: {e}", file=sys.stderr, flush=True)
@@ -139,10 +141,10 @@ def cmd_train(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    from .runner import markdown_table, summary_table
+    from .summary import run_table
 
     for d in args.run_dirs:
-        print(markdown_table(d) if args.markdown else summary_table(d))
+        print(run_table(d, markdown=args.markdown))
         print()
     return 0
 

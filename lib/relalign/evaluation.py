@@ -39,15 +39,16 @@ def accuracy(predicted, gold) -> float:
     return float((predicted == gold).mean())
 
 
-def pgr(acc: float, acc_weak: float, acc_ceiling: float) -> float:
+def pgr(acc, acc_weak, acc_ceiling):
     """Performance gap recovered (Burns et al. 2023): (acc - weak) / (ceiling - weak).
 
-    NaN when the ceiling does not beat the weak supervisor (there is no gap to recover).
+    NaN where the ceiling does not beat the weak supervisor (there is no gap to recover). Floats
+    give a float; arrays (bootstrap draws) are taken element-wise and give an array.
     """
-    gap = acc_ceiling - acc_weak
-    if gap <= 0:
-        return math.nan
-    return (acc - acc_weak) / gap
+    acc, weak, ceiling = (np.asarray(x, dtype=float) for x in (acc, acc_weak, acc_ceiling))
+    gap = ceiling - weak
+    out = np.where(gap > 0, (acc - weak) / np.where(gap > 0, gap, 1.0), np.nan)
+    return float(out) if out.ndim == 0 else out
 
 
 def error_auroc(correct, score, higher_means_reliable: bool = True) -> float:

@@ -131,11 +131,14 @@ REGISTRY: dict[str, RegistryModel] = {
 }
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+def sha256_file(*paths: Path, chunk: int = 1 << 20) -> str:
+    """sha256 of the files' contents concatenated in order (one file: its own checksum), read in
+    chunks, without writing the concatenation."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
+    for path in paths:
+        with open(path, "rb") as f:
+            while block := f.read(chunk):
+                h.update(block)
     return h.hexdigest()
 
 
@@ -232,20 +235,10 @@ def _convert_gguf(folder: Path, gguf_file: str, out: Path, sha: str) -> Path:
     return out
 
 
-def _parts_sha256(parts: list[Path]) -> str:
-    """sha256 of the parts concatenated in order, without writing the concatenation."""
-    h = hashlib.sha256()
-    for p in parts:
-        with open(p, "rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
-    return h.hexdigest()
-
-
 def verify_registry(model: RegistryModel) -> list[Path]:
     """The installed parts of ``model``, after checking their checksum (every run, before use)."""
     parts = model.part_paths()
-    got = _parts_sha256(parts)
+    got = sha256_file(*parts)
     if got != model.sha256:
         raise ModelFileError(
             f"model {model.name!r}: the installed file has sha256 {got}, expected {model.sha256} "

@@ -36,7 +36,6 @@ __all__ = [
     "mean_probability",
     "probability_entropy",
     "frequency_reliability",
-    "majority_answer",
     "question_table",
 ]
 
@@ -103,13 +102,6 @@ def probability_entropy(probs: np.ndarray) -> float:
     p = p[p > 0]
     h = float(-(p * np.log(p)).sum())
     return 0.0 if h <= 0 else h
-
-
-def majority_answer(answers: Sequence[Hashable]) -> Hashable:
-    """The most frequent answer; ties go to the one given first (the canonical prompt's)."""
-    counts = _counts(answers)
-    best = max(counts.values())
-    return next(a for a in answers if counts[a] == best)
 
 
 def question_table(

@@ -195,36 +195,3 @@ def run_summary(results_root: str | Path | None = None, out: str | Path | None =
         raise RunFailed(f"{SUMMARY_NOTEBOOK} failed: {e.ename}: {e.evalue} (see {nb})") from None
     _relative_paths(nb)
     return nb
-
-
-def markdown_table(run_dir: str | Path) -> str:
-    """The final comparison table of a finished run as Markdown (README tables come from this)."""
-    m = json.loads((Path(run_dir) / "metrics.json").read_text())
-    lines = ["| method | accuracy on C | PGR | training rows |", "|---|---:|---:|---:|"]
-    for name, r in m["methods"].items():
-        pgr = r["pgr"]
-        pgr_txt = "–" if pgr is None or pgr != pgr else f"{pgr:.2f}"
-        lines.append(f"| {name} | {r['accuracy']:.3f} | {pgr_txt} | {r['n_train']} |")
-    z = m.get("zero_shot_accuracy") or {}
-    rel = m["reliability"]
-    lines += ["", f"Zero-shot accuracy on C: weak {z.get('weak', float('nan')):.3f}, strong {z.get('strong', float('nan')):.3f}. "
-              f"Weak labels of B (canonical prompt): accuracy {m['weak_label_accuracy']:.3f}; AUROC for telling wrong "
-              f"labels from right ones: entropy {rel['entropy_auroc']:.3f}, reliability {rel['reliability_auroc']:.3f}; "
-              f"the filter keeps {rel['kept_fraction']:.0%} of the rows, at label accuracy {rel['kept_accuracy']:.3f}."]
-    return "\n".join(lines)
-
-
-def summary_table(run_dir: str | Path) -> str:
-    """The final comparison table of a finished run, as text."""
-    m = json.loads((Path(run_dir) / "metrics.json").read_text())
-    lines = [f"{m['dataset']}: weak {m['weak_model']} -> strong {m['strong_model']}  (n = {m['n']})",
-             f"{'method':<22}{'accuracy':>9}{'PGR':>8}{'n_train':>9}"]
-    for name, r in m["methods"].items():
-        pgr = r["pgr"]
-        pgr_txt = "   -" if pgr is None or pgr != pgr else f"{pgr:8.2f}"
-        lines.append(f"{name:<22}{r['accuracy']:>9.3f}{pgr_txt:>8}{r['n_train'] or '':>9}")
-    rel = m["reliability"]
-    lines.append(f"weak-label accuracy {m['weak_label_accuracy']:.3f}; AUROC entropy {rel['entropy_auroc']:.3f}, "
-                 f"reliability {rel['reliability_auroc']:.3f}; filter keeps {rel['kept_fraction']:.0%} "
-                 f"at accuracy {rel['kept_accuracy']:.3f}")
-    return "\n".join(lines)

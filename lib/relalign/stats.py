@@ -24,6 +24,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .evaluation import pgr
+
 __all__ = ["ALPHA", "N_BOOT", "MAX_BOOT", "CLOSE_SE", "bootstrap_methods", "calls", "holm", "holm_mc_se",
            "parse_correct"]
 
@@ -148,20 +150,14 @@ def _p_value(d: np.ndarray) -> tuple[float, float]:
     return min(1.0, 2 * q), 2 * float(np.sqrt(q * (1 - q) / len(d)))
 
 
-def _pgr(acc: np.ndarray, weak: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
-    """(acc - weak) / (ceiling - weak), NaN where the gap ceiling - weak is not positive."""
-    gap = ceiling - weak
-    return np.where(gap > 0, (acc - weak) / np.where(gap > 0, gap, 1), np.nan)
-
-
 def _pgr_columns(draws: np.ndarray, point: np.ndarray, j: int, w: int, c: int, level: float) -> dict:
     """PGR of method ``j`` (columns of ``draws`` / ``point``; ``w`` weak, ``c`` ceiling) with its
     interval, and the ceiling-minus-weak gap in points with its interval. Draws whose gap is not
     positive have no PGR: their fraction is ``pgr_dropped``. Where the gap's own interval reaches
     0 the PGR interval is NaN (the ratio's draws would be dominated by a near-zero denominator)."""
     gap_lo, gap_hi = _interval(100 * (draws[:, c] - draws[:, w]), level)
-    pgr_lo, pgr_hi = _interval(_pgr(draws[:, j], draws[:, w], draws[:, c]), level) if gap_lo > 0 else (np.nan, np.nan)
-    return {"pgr": float(_pgr(point[j], point[w], point[c])), "pgr_lo": pgr_lo, "pgr_hi": pgr_hi,
+    pgr_lo, pgr_hi = _interval(pgr(draws[:, j], draws[:, w], draws[:, c]), level) if gap_lo > 0 else (np.nan, np.nan)
+    return {"pgr": float(pgr(point[j], point[w], point[c])), "pgr_lo": pgr_lo, "pgr_hi": pgr_hi,
             "pgr_dropped": float((draws[:, c] <= draws[:, w]).mean()),
             "gap": 100 * float(point[c] - point[w]), "gap_lo": gap_lo, "gap_hi": gap_hi}
 

@@ -16,8 +16,8 @@ from .power import study_power
 from .runner import INCOMPLETE, STATUS
 from .stats import ALPHA, CLOSE_SE, MAX_BOOT, N_BOOT, SIGNIFICANT, TOO_CLOSE, bootstrap_methods, parse_correct
 
-__all__ = ["find_runs", "methods_long", "runs_table", "run_seconds", "effect_table", "study_outcomes", "intervals",
-           "power_table", "significance_lines", "markdown_table", "scratch_dir"]
+__all__ = ["find_runs", "run_table", "methods_long", "runs_table", "run_seconds", "effect_table", "study_outcomes",
+           "intervals", "power_table", "significance_lines", "markdown_table", "scratch_dir"]
 
 
 def find_runs(results_root: str | Path) -> list[Path]:
@@ -31,6 +31,27 @@ def find_runs(results_root: str | Path) -> list[Path]:
 
 def _load(run: Path) -> dict:
     return json.loads((run / "metrics.json").read_text())
+
+
+def run_table(run_dir: str | Path, markdown: bool = False) -> str:
+    """One finished run's comparison -- each method's accuracy on C, PGR and training rows, then a
+    line on the zero-shot answers, the weak labels and the filter -- as aligned text, or as
+    Markdown (``relalign summary --markdown``)."""
+    m = _load(Path(run_dir))
+    pgr = {k: "-" if r["pgr"] is None or math.isnan(r["pgr"]) else f"{r['pgr']:.2f}" for k, r in m["methods"].items()}
+    z, rel = m.get("zero_shot_accuracy") or {}, m["reliability"]
+    footer = (f"Zero-shot accuracy on C: weak {z.get('weak', math.nan):.3f}, strong {z.get('strong', math.nan):.3f}. "
+              f"Weak labels of B (canonical prompt): accuracy {m['weak_label_accuracy']:.3f}; AUROC for telling wrong "
+              f"labels from right ones: entropy {rel['entropy_auroc']:.3f}, reliability {rel['reliability_auroc']:.3f}; "
+              f"the filter keeps {rel['kept_fraction']:.0%} of the rows, at label accuracy {rel['kept_accuracy']:.3f}.")
+    if markdown:
+        lines = ["| method | accuracy on C | PGR | training rows |", "|---|---:|---:|---:|"]
+        lines += [f"| {k} | {r['accuracy']:.3f} | {pgr[k]} | {r['n_train']} |" for k, r in m["methods"].items()]
+        return "\n".join(lines + ["", footer])
+    lines = [f"{m['dataset']}: weak {m['weak_model']} -> strong {m['strong_model']}  (n = {m['n']})",
+             f"{'method':<22}{'accuracy':>9}{'PGR':>8}{'n_train':>9}"]
+    lines += [f"{k:<22}{r['accuracy']:>9.3f}{pgr[k]:>8}{r['n_train'] or '':>9}" for k, r in m["methods"].items()]
+    return "\n".join(lines + [footer])
 
 
 def study_of(metrics: dict) -> str:

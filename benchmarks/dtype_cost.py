@@ -13,8 +13,9 @@ For each dtype, in a fresh process with ``scoring.dtype`` set to it:
   needed) with the params' LoRA settings, per step, after the model is loaded.
 
 Each timing follows one untimed warm-up call. Writes results/benchmarks/dtype_cost.json and prints
-it. The GSM8K offline params choose bf16 from it (README, "Across datasets"); on a CPU without
-bf16 instructions bf16 can be slower than fp32, which this script shows.
+it (docs/benchmarks.md). On a CPU without bf16 instructions bf16 can be slower than fp32, which
+this script shows; params/gsm8k-offline.yaml therefore loads its models in fp32, and bf16 is a
+--set away where the CPU computes it natively.
 """
 
 from __future__ import annotations

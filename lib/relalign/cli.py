@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("report", help="execute notebook 07 (summary across datasets) over the finished runs")
     p.add_argument("--results", help="the results folder (default results/)")
     p.add_argument("--out", help="where the executed notebook and its figure go (default <results>/summary)")
-    p.add_argument("--markdown", action="store_true", help="only print the across-datasets table as Markdown (README)")
+    p.add_argument("--markdown", action="store_true", help="only print the across-datasets table as Markdown (README's table)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("train", help="train one model of a run (what `accelerate launch` runs on each process)")

@@ -47,12 +47,12 @@ def run_dtype(params: str, dtype: str, tokens: int, lora_steps: int) -> dict:
 
     from relalign.generation import generate
     from relalign.learners import LoraLearner
-    from relalign.study import Study
+    from relalign import stages
 
     with tempfile.TemporaryDirectory() as tmp:
-        study = Study.open(params, Path(tmp) / "run", overrides=[f"scoring.dtype={dtype}"])
-        model, tok = study.model("strong")
-        texts = [p.text for p in study.canonical_prompts("C")][: study.params.generation.batch_size]
+        run = stages.open_run(params, Path(tmp) / "run", overrides=[f"scoring.dtype={dtype}"])
+        model, tok = run.pool.model("strong")
+        texts = [p.text for p in run.task.canonical_prompts("C")][: run.params.generation.batch_size]
         tok.padding_side = "left"
         batch = tok(texts, return_tensors="pt", padding=True)
 
@@ -61,7 +61,7 @@ def run_dtype(params: str, dtype: str, tokens: int, lora_steps: int) -> dict:
                 model(**batch, logits_to_keep=1)
 
         def decode(n: int):
-            d = dataclasses.replace(study.decoding(), max_new_tokens=n, stop_after_final=False)
+            d = dataclasses.replace(stages.decoding(run.params), max_new_tokens=n, stop_after_final=False)
             return lambda: generate(model, tok, texts, d, batch_size=len(texts), progress=False)
 
         prefill()  # warm-up
@@ -69,8 +69,9 @@ def run_dtype(params: str, dtype: str, tokens: int, lora_steps: int) -> dict:
         decode(1)()
         t_one, t_n = _timed(decode(1)), _timed(decode(tokens))
 
-        prompts, targets, weights = study.training_data("strong", "ceiling")
-        learner = LoraLearner(lambda: study.model("strong"), study.params.training.lora, study.params.seed,
+        data = stages.training_data(run, "strong", "ceiling")
+        prompts, targets, weights = data.prompts, data.targets, data.weights
+        learner = LoraLearner(lambda: run.pool.model("strong"), run.params.training.lora, run.params.seed,
                               Path(tmp) / "lora", max_steps=1, save_strategy="no", logging_steps=1)
         learner.fit("warm", prompts, targets, weights, "bench").close()
         learner.trainer_overrides["max_steps"] = lora_steps
@@ -78,7 +79,7 @@ def run_dtype(params: str, dtype: str, tokens: int, lora_steps: int) -> dict:
         return {"dtype": dtype, "batch_rows": len(texts), "batch_columns": int(batch["input_ids"].shape[1]),
                 "prefill_seconds": round(t_prefill, 2),
                 "decode_seconds_per_token": round((t_n - t_one) / (tokens - 1), 3),
-                "lora_rows": len(prompts), "lora_micro_batch": study.params.training.lora.micro_batch_size,
+                "lora_rows": len(prompts), "lora_micro_batch": run.params.training.lora.micro_batch_size,
                 "lora_seconds_per_step": round(t_lora / lora_steps, 1)}
 
 

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from relalign.provenance import cpu_model
-from relalign.runner import STATUS
+from relalign.rundir import STATUS
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "benchmarks" / "end_to_end.json"

@@ -38,28 +38,31 @@ def perturbed(sp, rng: np.random.Generator, noise: float):
                          jitter(sp.option_hidden), jitter(sp.last_hidden))
 
 
-def accuracies(study, names: list[str], noise: float, rng: np.random.Generator | None) -> tuple[float, dict]:
+def accuracies(run, names: list[str], noise: float, rng: np.random.Generator | None) -> tuple[float, dict]:
     """(the strong L2 chosen by CV, {name: accuracy on C}) with features perturbed by ``rng`` (None: as cached)."""
-    from relalign.evaluation import accuracy
+    from relalign import answering, stages
     from relalign.head import fit_head, head_logprobs
+    from relalign.pool import cached_scorer
 
-    score = study.scorer("strong")
+    score = cached_scorer(run.pool, run.where.cache_root, "strong")
     jit = (lambda sp: sp) if rng is None else (lambda sp: perturbed(sp, rng, noise))
-    test = study.canonical_prompts("C")
+    test = run.task.canonical_prompts("C")
     test_features = jit(score(test, "test split C"))
-    gold = [q.answer for q in study.splits["C"]]
-    learner = study.learner("strong", "naive")
+    learner = answering.learner_for(run, stages.job(run, "strong", "naive"))
     base = dataclasses.replace(learner.settings, l2=None)
-    merged = {name: learner._merge(*study.training_data("strong", name)) for name in ["naive", *names]}
+    merged = {}
+    for name in ["naive", *names]:
+        data = stages.training_data(run, "strong", name)
+        merged[name] = learner._merge(data.prompts, data.targets, data.weights)
     features = {name: jit(score(unique, f"{name}: features")) for name, (unique, *_rest) in merged.items()}
     _, t, counts, groups = merged["naive"]
     l2 = fit_head(features["naive"], t, settings=base, counts=counts, groups=groups).l2
     out = {}
     for name in names:
         _, t, counts, groups = merged[name]
-        settings = dataclasses.replace(study.learner("strong", name).settings, l2=l2)
+        settings = dataclasses.replace(answering.learner_for(run, stages.job(run, "strong", name)).settings, l2=l2)
         head = fit_head(features[name], t, settings=settings, counts=counts, groups=groups)
-        out[name] = accuracy(study._choices(test, head_logprobs(head, test_features)), gold)
+        out[name] = run.task.accuracy(run.task.choices(test, head_logprobs(head, test_features)).tolist())
     return float(l2), out
 
 
@@ -75,23 +78,23 @@ def main() -> None:
     from relalign.params import load_params
     from relalign.provenance import code_state, cpu_model
     from relalign.selection import sweep_name
-    from relalign.study import Study
+    from relalign.stages import run_of
 
     params = load_params(args.params, args.set)
     if params.training.mode != "head":
         raise SystemExit(f"{args.params}: training.mode is {params.training.mode!r}; this report is for head mode")
     with tempfile.TemporaryDirectory() as scratch:
-        study = Study(params, scratch)
+        run = run_of(params, scratch)
         names = [m for m in params.methods if m != "naive"] + [sweep_name(f) for f in params.reliability.sweep]
         names = ["naive", *dict.fromkeys(names)]
-        l2, cached = accuracies(study, names, args.noise, None)
-        draws = [accuracies(study, names, args.noise, np.random.default_rng(d)) for d in range(args.draws)]
+        l2, cached = accuracies(run, names, args.noise, None)
+        draws = [accuracies(run, names, args.noise, np.random.default_rng(d)) for d in range(args.draws)]
     report = {
         "params": args.params, "overrides": args.set, "seed": params.seed, "noise": args.noise, "draws": args.draws,
         "l2": {"cached": l2, "draws": [d[0] for d in draws]},
         "accuracy": {n: {"cached": cached[n], "draws": [d[1][n] for d in draws],
                          "largest_change": max(abs(d[1][n] - cached[n]) for d in draws)} for n in names},
-        "n_test": len(study.splits["C"]),
+        "n_test": len(run.task.splits["C"]),
         "code": code_state(), "cpu": cpu_model(), "platform": platform.platform(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

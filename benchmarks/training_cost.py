@@ -15,6 +15,7 @@ resident set size, so each mode runs in a fresh process.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import resource
@@ -35,29 +36,32 @@ def _peak_gib() -> float:
 def run_mode(params: str, mode: str, lora_steps: int) -> dict:
     import numpy as np
 
-    from relalign.study import Study
+    from relalign import stages
+    from relalign.learners import HeadLearner
+    from relalign.pool import cached_scorer
 
     with tempfile.TemporaryDirectory() as tmp:
         # the weak labels come from the shared cache; the strong model's scores start empty
-        study = Study.open(params, Path(tmp) / "run")
-        prompts, targets, weights = study.training_data("strong", "naive")
+        run = stages.open_run(params, Path(tmp) / "run")
+        data = stages.training_data(run, "strong", "naive")
+        prompts, targets, weights = data.prompts, data.targets, data.weights
         if mode == "head":
-            from relalign.cache import Cache
-
-            study.cache = Cache(Path(tmp) / "cache")  # the strong model scores from nothing
+            scorer = cached_scorer(run.pool, Path(tmp) / "cache", "strong")  # the strong model scores from nothing
             t0 = time.time()
-            learner = study.learner("strong")  # chooses the L2 strength by CV: scores the rows
-            t_cv = time.time()
+            settings = run.params.head_settings("strong")
+            l2 = HeadLearner(scorer, settings, Path(tmp) / "head").choose_l2(prompts, targets, weights, "naive: features")
+            t_cv = time.time()  # choosing the L2 strength by CV scored the rows
+            learner = HeadLearner(scorer, dataclasses.replace(settings, l2=l2), Path(tmp) / "head")
             learner.fit("naive", prompts, targets, weights, "bench").close()
             return {"mode": "head", "rows": len(prompts), "seconds": round(time.time() - t0, 1),
                     "of_which_scoring_and_l2_choice": round(t_cv - t0, 1), "peak_rss_gib": round(_peak_gib(), 2)}
         from relalign.learners import LoraLearner
 
-        lora = study.params.training.lora
-        learner = LoraLearner(lambda: study.model("strong"), lora, study.params.seed, Path(tmp) / "lora",
+        lora = run.params.training.lora
+        learner = LoraLearner(lambda: run.pool.model("strong"), lora, run.params.seed, Path(tmp) / "lora",
                               max_steps=lora_steps, save_strategy="no", logging_steps=1)
         t0 = time.time()
-        study.model("strong")
+        run.pool.model("strong")
         t_load = time.time() - t0
         t1 = time.time()
         learner.fit("naive", prompts, targets, weights, "bench").close()

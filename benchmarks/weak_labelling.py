@@ -140,18 +140,18 @@ def main() -> None:
     from relalign.params import load_params
     from relalign.provenance import cpu_model
     from relalign.scoring import score_prompts
-    from relalign.study import Study
+    from relalign import stages
 
     torch.set_num_threads(args.threads)
     load_before = load_average()
     params = load_params(args.params)
-    study = Study(params, Path(tempfile.mkdtemp(prefix="weak_labelling_")))
+    run = stages.run_of(params, Path(tempfile.mkdtemp(prefix="weak_labelling_")))
     k = params.reliability.k
-    qids = [q.qid for q in study.splits["B"][: args.questions]]
-    prompts = [study.prompt(q, v) for q in qids for v in range(k)]
-    model, tok = study.model(args.role)
+    qids = [q.qid for q in run.task.splits["B"][: args.questions]]
+    prompts = [run.task.prompt(q, v) for q in qids for v in range(k)]
+    model, tok = run.pool.model(args.role)
     budget = args.max_tokens_per_batch or params.scoring.max_tokens_per_batch
-    print(f"{len(qids)} questions x K={k} = {len(prompts)} prompts; model {study.model_id(args.role)}; "
+    print(f"{len(qids)} questions x K={k} = {len(prompts)} prompts; model {run.pool.model_id(args.role)}; "
           f"{args.threads} threads; load average {load_before}", file=sys.stderr)
 
     # matmul rate first, while nothing else of ours runs
@@ -212,7 +212,7 @@ def main() -> None:
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "params": str(Path(args.params).resolve().relative_to(REPO)) if Path(args.params).resolve().is_relative_to(REPO) else args.params,
         "dataset": params.data.dataset,
-        "model": study.model_id(args.role),
+        "model": run.pool.model_id(args.role),
         "questions": len(qids),
         "k": k,
         "prompts": len(prompts),

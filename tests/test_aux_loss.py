@@ -7,7 +7,6 @@ import copy
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from relalign.head import HeadSettings, fit_head, head_logprobs, zero_shot_logprobs
 from relalign.losses import IGNORE_INDEX, aux_coefficient, weighted_token_loss

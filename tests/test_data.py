@@ -4,7 +4,9 @@ import random
 import pandas as pd
 import pytest
 
-from relalign.data import ADAPTERS, DataError, SplitSpec, load_pools, make_splits, pandas_shuffle
+from relalign.adapters import DataError
+from relalign.catalog import ADAPTERS
+from relalign.data import SplitSpec, load_pools, make_splits, pandas_shuffle
 from relalign.prompts import Question, permutation_variations, render
 
 

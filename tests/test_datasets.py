@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from relalign.data import ADAPTERS, CustomSpec, DataError, SplitSpec, custom_adapter, drop_long, load_pools, make_splits
+from relalign.adapters import CustomSpec, DataError, custom_adapter
+from relalign.catalog import ADAPTERS
+from relalign.data import SplitSpec, drop_long, load_pools, make_splits
 from relalign.params import ParamsError, load_params
 from relalign.prompts import Question, render
-from relalign.study import Study
+from relalign import answering, stages
+from relalign.stages import open_run
 
 HELLASWAG = {"activity_label": "Baking", "ctx_a": "A man mixes flour.", "ctx_b": "he", "ctx": "",
              "endings": ["bakes bread.", "eats [title] it.", "runs away.", "sings."], "label": "1"}
@@ -171,7 +174,7 @@ def test_your_own_jsonl_with_option_columns(tmp_path):
     path = tmp_path / "quiz.jsonl"
     rows = [{"q": f"Pick {i}", "o1": f"x{i}", "o2": f"y{i}", "o3": f"z{i}", "gold": i % 3} for i in range(5)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    adapter = custom_adapter(CustomSpec(text="q", label="gold", choices=("o1", "o2", "o3"), k=3))
+    adapter = custom_adapter(CustomSpec(text="q", label="gold", choices=("o1", "o2", "o3")))
     qs = load_pools(adapter, "local", ["all"], str(path))["all"]
     assert qs[2].choices == ("x2", "y2", "z2") and qs[2].answer == 2
     assert len(adapter.variations(qs[0], 3, seed=0)) == 3
@@ -216,19 +219,19 @@ def _custom_csv(tmp_path, n=48):
 def test_your_own_dataset_runs_through_the_whole_study(write_params, tmp_path):
     path = _custom_csv(tmp_path)
     params = write_params({"data": {"dataset": "custom", "source": "local", "path": str(path),
-                                    "custom": {"text": "sentence", "label": "verdict", "answers": ["fire", "ice"], "k": 2},
+                                    "custom": {"text": "sentence", "label": "verdict", "answers": ["fire", "ice"]},
                                     "splits": {"A": {"pool": "all", "n": 16}, "B": {"pool": "all", "n": 12},
                                                "C": {"pool": "all", "n": 16}}},
                            "reliability": {"k": 2, "temperature": 1.0}})
-    study = Study.open(params, tmp_path / "run")
-    study.weak_supervisor()
-    labels = study.weak_labels()
+    run = open_run(params, tmp_path / "run")
+    stages.weak_supervisor(run)
+    labels = stages.weak_labels(run)
     assert len(labels) == 24 and set(labels["answer"]) <= {"fire", "ice"}
-    study.reliability_summary()
-    for m in study.params.methods:
-        study.train_strong(m)
-    m = study.metrics(seconds=1.0)
-    assert m["dataset"] == "custom" and set(m["methods"]) == {"weak", *study.params.methods}
+    stages.reliability_summary(run)
+    for m in run.params.methods:
+        stages.train_strong(run, m)
+    m = stages.metrics(run, seconds=1.0)
+    assert m["dataset"] == "custom" and set(m["methods"]) == {"weak", *run.params.methods}
 
 
 @pytest.mark.parametrize(
@@ -311,38 +314,38 @@ def _gsm8k_params(write_params, data_root, **generation):
 
 @pytest.mark.parametrize("variations", ["templates", "sampling"])
 def test_gsm8k_runs_through_the_whole_study_by_generation(write_params, data_root, tmp_path, variations):
-    from relalign.study_open import OpenStudy
+    from relalign.task import OpenTask
 
-    study = Study.open(_gsm8k_params(write_params, data_root, variations=variations), tmp_path / "run")
-    assert isinstance(study, OpenStudy)
-    assert [q.qid for q in study.splits["A"]] == [f"train-{i}" for i in range(12)]
-    weak = study.weak_supervisor()
+    run = open_run(_gsm8k_params(write_params, data_root, variations=variations), tmp_path / "run")
+    assert isinstance(run.task, OpenTask)
+    assert [q.qid for q in run.task.splits["A"]] == [f"train-{i}" for i in range(12)]
+    weak = stages.weak_supervisor(run)
     assert 0 <= weak["accuracy"] <= 1 and len(weak["predictions"]) == 6
-    labels = study.weak_labels()
+    labels = stages.weak_labels(run)
     assert len(labels) == 5 * 8 and set(labels.groupby("qid").size()) == {5}
     # an unparseable answer is its own answer, so it never agrees with another
     unparsed = labels[labels["answer"].str.startswith("unparsed")]
     assert unparsed.groupby("qid")["answer"].nunique().eq(unparsed.groupby("qid").size()).all()
     if variations == "sampling":  # the K prompts are all the canonical one; the rest is as with templates
-        assert len({study.prompt(study.splits["B"][0].qid, v).text for v in range(5)}) == 1
+        assert len({run.task.prompt(run.task.splits["B"][0].qid, v).text for v in range(5)}) == 1
         return
-    summary = study.reliability_summary()
-    assert "filtering_prob" not in study.params.methods  # needs option probabilities: not for generation
+    summary = stages.reliability_summary(run)
+    assert "filtering_prob" not in run.params.methods  # needs option probabilities: not for generation
     assert set(summary["scores"]) == {"entropy", "reliability"}  # the count-based scores only
-    for m in study.params.methods:
-        study.train_strong(m)
-    sweep = study.threshold_sweep([0.5])
+    for m in run.params.methods:
+        stages.train_strong(run, m)
+    sweep = stages.threshold_sweep(run, [0.5])
     assert sweep["rows"].tolist()[0] == 20 and sweep["paper"].tolist() == [False, True]
-    m = study.metrics(seconds=1.0)
-    assert set(m["methods"]) == {"weak", *study.params.methods} and m["n"] == {"A": 12, "B": 8, "C": 6}
+    m = stages.metrics(run, seconds=1.0)
+    assert set(m["methods"]) == {"weak", *run.params.methods} and m["n"] == {"A": 12, "B": 8, "C": 6}
     for name, bits in m["test_correct"].items():  # right = the true final number
         assert bits.count("1") / 6 == pytest.approx(m["methods"][name]["accuracy"])
-    ceiling = json.loads((study.run_dir / "methods" / "ceiling.json").read_text())
+    ceiling = json.loads((run.rundir.root / "methods" / "ceiling.json").read_text())
     assert ceiling["label_accuracy"] == 1.0  # the true solutions' final numbers are right
     assert 0 <= summary["kept_fraction"] <= 1
     # a re-run reuses the cached generations and trained adapters: the same numbers
-    again = Study.open(_gsm8k_params(write_params, data_root, variations=variations), tmp_path / "run")
-    assert again.weak_labels().equals(labels)
+    again = open_run(_gsm8k_params(write_params, data_root, variations=variations), tmp_path / "run")
+    assert stages.weak_labels(again).equals(labels)
 
 
 def test_answers_of_a_model_in_another_number_format_are_not_taken_from_the_cache(write_params, data_root, tmp_path,
@@ -350,17 +353,18 @@ def test_answers_of_a_model_in_another_number_format_are_not_taken_from_the_cach
     import relalign.generation
 
     path = _gsm8k_params(write_params, data_root)
-    fp32 = Study.open(path, tmp_path / "fp32", ["scoring.dtype=float32"])
-    fp32.zero_shot_accuracy("weak")
+    fp32 = open_run(path, tmp_path / "fp32", ["scoring.dtype=float32"])
+    stages.zero_shot_accuracy(fp32, "weak")
     calls = []
     real = relalign.generation.generate
     monkeypatch.setattr(relalign.generation, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
-    Study.open(path, tmp_path / "again", ["scoring.dtype=float32"]).zero_shot_accuracy("weak")
+    stages.zero_shot_accuracy(open_run(path, tmp_path / "again", ["scoring.dtype=float32"]), "weak")
     assert not calls  # the same model and format: every answer comes from the cache
-    bf16 = Study.open(path, tmp_path / "bf16", ["scoring.dtype=bfloat16"])
-    bf16.zero_shot_accuracy("weak")
+    bf16 = open_run(path, tmp_path / "bf16", ["scoring.dtype=bfloat16"])
+    stages.zero_shot_accuracy(bf16, "weak")
     assert calls  # bf16 writes other answers than fp32: generated afresh
-    assert bf16.fingerprint("weak", "supervisor") != fp32.fingerprint("weak", "supervisor")
+    fingerprint = answering.fingerprint_of
+    assert fingerprint(bf16, stages.job(bf16, "weak", "supervisor")) != fingerprint(fp32, stages.job(fp32, "weak", "supervisor"))
 
 
 def test_gsm8k_needs_lora_and_enough_templates(write_params, data_root):

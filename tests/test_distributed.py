@@ -38,17 +38,17 @@ def test_one_step_on_two_processes_equals_one_process(tiny_model, tiny_model_dir
 
 
 def test_a_study_trains_lora_through_accelerate_launch(write_params, tmp_path, monkeypatch):
-    from relalign.study import Study
+    from relalign import answering, stages
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     path = write_params({"training": {"mode": "lora", "views": "variations", "lora": {
         "num_processes": 2, "batch_size": 4, "micro_batch_size": 2,
         "launch_args": ["--multi_gpu", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]}}})
-    study = Study.open(path, tmp_path / "run")
-    weak = study.weak_supervisor()  # trained by two processes, then loaded here
+    run = stages.open_run(path, tmp_path / "run")
+    weak = stages.weak_supervisor(run)  # trained by two processes, then loaded here
     folder = tmp_path / "run" / "trained" / "weak" / "supervisor"
     assert (folder / "adapter" / "adapter_config.json").is_file()
-    assert (folder / "fingerprint.txt").read_text() == study.fingerprint("weak", "supervisor")
+    assert (folder / "fingerprint.txt").read_text() == answering.fingerprint_of(run, stages.job(run, "weak", "supervisor"))
     assert 0 <= weak["accuracy"] <= 1
 
 

@@ -7,7 +7,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from relalign import runner
 from relalign.params import load_params
-from relalign.runner import INCOMPLETE, RunExists, RunFailed, run
+from relalign.rundir import INCOMPLETE
+from relalign.runner import RunExists, RunFailed, run
 
 
 def _notebook(path, source):

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-__all__ = ["atomic_write", "digest", "Cache", "RowStore"]
+__all__ = ["atomic_write", "digest", "fingerprint", "Cache", "RowStore"]
 
 
 def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
@@ -39,6 +39,13 @@ def digest(obj: Any) -> str:
     """sha256 of a JSON-serialisable description (keys sorted, so dict order never matters)."""
     blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()
+
+
+def fingerprint(kind: str, version: int, **parts: Any) -> str:
+    """The key of a cached or trained result: what made it (``kind``, and the ``version`` its
+    producer declares beside its code, bumped when the code changes what it computes) and everything
+    it was computed from (``parts``)."""
+    return digest({"kind": kind, "version": version, **parts})
 
 
 class Cache:

@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 
-from .data import DataError
+from .adapters import DataError
 from .models import ModelFileError
 from .params import ParamsError, load_params
 
@@ -29,7 +29,7 @@ def _fail(msg: str) -> int:
 
 
 def cmd_check(args) -> int:
-    from .study import default_run_dir
+    from .runner import default_run_dir
 
     p = load_params(args.params, args.set)
     out = {
@@ -39,7 +39,7 @@ def cmd_check(args) -> int:
         "data_path": p.data_path(),
         "splits": {k: {"pool": v.pool, "n": v.n if v.n is not None else "all that are left", **({"rows": v.rows} if v.rows else {})} for k, v in sorted(p.data.splits.items())},
         "k": p.reliability.k,
-        "adapter_k": p.adapter().k,
+        "reference_k": p.adapter().k,
         "weak_model": p.model_spec("weak").describe(),
         "strong_model": p.model_spec("strong").describe(),
         "training": {"mode": p.training.mode, "views": p.training.views},
@@ -100,10 +100,8 @@ def cmd_report(args) -> int:
 def cmd_batch(args) -> int:
     from pathlib import Path
 
-    from .runner import RunExists, RunFailed, run, run_summary
+    from .runner import RunExists, RunFailed, default_run_dir, run, run_summary
     from .summary import run_table
-
-    from .study import default_run_dir
 
     outcomes = []
     for params, overrides in [(p, o) for p in args.params for o in _seed_overrides(args)]:
@@ -132,10 +130,11 @@ def cmd_batch(args) -> int:
 def cmd_train(args) -> int:
     """One training run, in this process or in each process of `accelerate launch`."""
     from .distributed import shutdown
-    from .study import Study
+    from .answering import trained
+    from .stages import job, open_run
 
-    study = Study.open(args.params, args.run_dir)
-    study.train(args.role, args.name).close()
+    run = open_run(args.params, args.run_dir)
+    trained(run, job(run, args.role, args.name), here=True).close()
     shutdown()
     return 0
 

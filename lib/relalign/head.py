@@ -38,12 +38,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax
 
-from .scoring import ScoredPrompts
+if TYPE_CHECKING:  # scoring needs torch; a head does not
+    from .scoring import ScoredPrompts
+
 
 PRIORS = ("ll_mean", "ll_sum", "letter")
 GRADIENT_TOLERANCE = 1e-9  # L-BFGS stops when no gradient entry is larger ...

@@ -10,7 +10,9 @@ next notebook) reloads it instead of training again. The study never asks which 
   (cached), an :class:`~relalign.head.OptionHead` trained on them;
 * :class:`LoraLearner` (``training.mode: lora``): LoRA fine-tuning with
   :class:`~relalign.lora.WeightedTrainer`; answers are the fine-tuned model's letter
-  log-probabilities.
+  log-probabilities. With ``training.lora.layers: N`` the adapters sit on the top N layers only and
+  training and letter scoring run those layers alone on cached states of the layers below
+  (:mod:`relalign.partial`).
 """
 
 from __future__ import annotations
@@ -132,10 +134,17 @@ def lora_steps(n_rows: int, lora) -> int:
 
 
 class LoraPredictor:
-    def __init__(self, model, tokenizer, batch_tokens: int):
+    """A fine-tuned model's answers: its letter log-probabilities, from the full model or -- with
+    ``partial`` (:class:`~relalign.partial.PartialLora`) -- from the top layers on cached states.
+    ``model`` is the whole peft model either way (generation uses it)."""
+
+    def __init__(self, model, tokenizer, batch_tokens: int, partial=None):
         self.model, self.tokenizer, self.batch_tokens = model, tokenizer, batch_tokens
+        self.partial = partial
 
     def logprobs(self, prompts, desc="predict"):
+        if self.partial is not None:
+            return _log_softmax(self.partial.letter_logprobs(self.model, self.tokenizer, prompts, desc))
         sp = score_prompts(self.model, self.tokenizer, prompts, keep_hidden=False, option_logprobs=False,
                            max_tokens_per_batch=self.batch_tokens, shared_prefix=True, progress=desc)
         return _log_softmax(sp.letter_logprob)
@@ -145,10 +154,15 @@ class LoraPredictor:
 
 
 class LoraLearner:
-    """LoRA fine-tuning of a fresh adapter per training set on a shared base model."""
+    """LoRA fine-tuning of a fresh adapter per training set on a shared base model.
+
+    ``lora.layers`` = N (else None): adapters on the top N decoder layers only, trained and scored
+    on bottom states cached under ``states_dir`` (one folder per model; by default
+    ``out_dir/bottom_states``), see :mod:`relalign.partial`."""
 
     def __init__(self, load_model: Callable[[], tuple], lora, seed: int, out_dir: Path, batch_tokens: int = 2048,
-                 callbacks: list | None = None, base_name: str | None = None, **trainer_overrides):
+                 callbacks: list | None = None, base_name: str | None = None, states_dir: Path | None = None,
+                 **trainer_overrides):
         self.load_model = load_model
         self.base_name = base_name  # the base model's name in saved adapter configs (ModelSpec.reference)
         self.lora = lora
@@ -157,6 +171,11 @@ class LoraLearner:
         self.batch_tokens = batch_tokens
         self.callbacks = callbacks  # HF TrainerCallbacks (progress, early stopping, tests)
         self.trainer_overrides = trainer_overrides  # extra TrainingArguments, e.g. save_steps
+        self.partial = None
+        if lora.layers is not None:
+            from .partial import PartialLora
+
+            self.partial = PartialLora(lora.layers, Path(states_dir or self.out_dir / "bottom_states"), batch_tokens)
 
     def steps(self, n_rows: int) -> int:
         """Optimiser steps of a fit on ``n_rows`` rows (:func:`lora_steps`)."""
@@ -164,14 +183,27 @@ class LoraLearner:
 
     def describe(self) -> dict:
         # How many processes share the work does not change what is trained: not part of the identity.
-        keep = {k: v for k, v in self.lora.__dict__.items() if k not in ("num_processes", "launch_args")}
+        # ``layers`` is there where set; null (every layer) leaves it out, so adapters trained before
+        # the option existed keep their fingerprints.
+        keep = {k: v for k, v in self.lora.__dict__.items()
+                if k not in ("num_processes", "launch_args") and not (k == "layers" and v is None)}
         return {"mode": "lora", **_without_unused_aux(keep)}
 
-    def fit(self, name, prompts, targets, weights, fingerprint: str) -> LoraPredictor:
+    def _training_set(self, base, tok, rows: list[dict]) -> tuple:
+        """(dataset, collator, what builds the trainer): token rows for the whole model, or -- partial
+        LoRA -- the rows with their cached bottom states (computed here, on the base model, where missing)."""
         from datasets import Dataset
+
+        from .lora import WeightedCollator, WeightedTrainer
+
+        if self.partial is None:
+            return Dataset.from_list(rows), WeightedCollator(tok.pad_token_id), WeightedTrainer
+        return self.partial.dataset(base, tok, rows), self.partial.collator(base, tok), self.partial.trainer
+
+    def fit(self, name, prompts, targets, weights, fingerprint: str) -> LoraPredictor:
         from peft import LoraConfig, get_peft_model
 
-        from .lora import WeightedCollator, WeightedTrainer, answer_text, encode_rows, target_modules_for, training_arguments
+        from .lora import answer_text, encode_rows, target_modules_for, training_arguments
 
         folder = self.out_dir / name
         if is_trained(folder, fingerprint):
@@ -187,8 +219,10 @@ class LoraLearner:
             lora_alpha=self.lora.alpha,
             lora_dropout=self.lora.dropout,
             target_modules=target_modules_for(base, self.lora.target_modules),
+            layers_to_transform=self.partial.layer_indices(base) if self.partial else None,
             task_type="CAUSAL_LM",
         )
+        train_set, collator, make_trainer = self._training_set(base, tok, rows)
         torch.manual_seed(self.seed)
         model = get_peft_model(base, config)
         ckpt_dir = folder / "checkpoints"
@@ -198,11 +232,11 @@ class LoraLearner:
             shutil.rmtree(ckpt_dir, ignore_errors=True)
         args = training_arguments(ckpt_dir, self.lora, self.seed, bf16=next(base.parameters()).dtype == torch.bfloat16,
                                   **self.trainer_overrides)
-        trainer = WeightedTrainer(
+        trainer = make_trainer(
             model=model,
             args=args,
-            train_dataset=Dataset.from_list(rows),
-            data_collator=WeightedCollator(tok.pad_token_id),
+            train_dataset=train_set,
+            data_collator=collator,
             callbacks=self.callbacks,
             aux_coef=self.lora.aux_coef,
             aux_warmup=self.lora.aux_warmup,
@@ -228,7 +262,7 @@ class LoraLearner:
             (folder / FINGERPRINT).write_text(fingerprint)
         trainer.accelerator.wait_for_everyone()
         model.eval()
-        return LoraPredictor(model, tok, self.batch_tokens)
+        return LoraPredictor(model, tok, self.batch_tokens, self.partial)
 
     def load(self, name) -> LoraPredictor:
         from peft import PeftModel
@@ -236,4 +270,4 @@ class LoraLearner:
         base, tok = self.load_model()
         model = PeftModel.from_pretrained(base, self.out_dir / name / "adapter")
         model.eval()
-        return LoraPredictor(model, tok, self.batch_tokens)
+        return LoraPredictor(model, tok, self.batch_tokens, self.partial)

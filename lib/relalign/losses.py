@@ -31,8 +31,10 @@ exactly the plain one.
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 IGNORE_INDEX = -100
 NORMALISATIONS = ("answer_tokens", "all_positions")  # answer_tokens: this study's; all_positions: the reference's
@@ -69,6 +71,9 @@ def weighted_token_loss(
     ``(1-c) CE(weak token) + c CE(argmax token of the detached logits)``, with the same row
     weights and the same denominator. ``c = 0`` is the plain loss, computed the same way.
     """
+    import torch
+    import torch.nn.functional as F  # here, not at the top: params reads NORMALISATIONS without torch
+
     shift_logits = logits[:, :-1, :].float()
     shift_labels = labels[:, 1:]
 

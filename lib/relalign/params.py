@@ -18,7 +18,9 @@ from typing import Any
 
 import yaml
 
-from .data import ADAPTERS, Adapter, CustomSpec, DataError, SplitSpec, custom_adapter
+from .adapters import Adapter, CustomSpec, DataError, custom_adapter
+from .catalog import ADAPTERS
+from .data import SplitSpec
 from .head import PRIORS, HeadSettings
 from .losses import NORMALISATIONS
 from .models import ModelSpec
@@ -54,7 +56,6 @@ class CustomParams:
     choices: list[str] = field(default_factory=list)  # or: per-row option columns
     instruction: str = ""
     ask: str = ""  # with answers: the line that names them, one "{}" each (default "Answer {} or {}.")
-    k: int = 5
 
 
 @dataclass
@@ -122,6 +123,9 @@ class LoraParams:
     # answer_tokens: weight x token loss over the step's answer tokens (every method alike);
     # all_positions: the reference's mean over every position, prompt and padding included
     loss_normalisation: str = "answer_tokens"
+    # null: adapters on every decoder layer. N: on the top N only, trained and letter-scored from cached
+    # states of the frozen layers below (relalign.partial); N <= the model's layers is checked on loading
+    layers: int | None = None
 
 
 @dataclass
@@ -207,7 +211,7 @@ class Params:
         if self.data.dataset == "custom":
             c = self.data.custom
             return custom_adapter(CustomSpec(text=c.text, label=c.label, answers=tuple(c.answers), choices=tuple(c.choices),
-                                             instruction=c.instruction, ask=c.ask, k=c.k))
+                                             instruction=c.instruction, ask=c.ask))
         return ADAPTERS[self.data.dataset]
 
     def resolved_cache_dir(self) -> Path:
@@ -385,6 +389,8 @@ def _check(p: Params, file: str) -> None:
         bad("training.lora.warmup_ratio", f"must be in [0, 1), got {lo.warmup_ratio}")
     if lo.scheduler not in ("linear", "cosine", "constant"):
         bad("training.lora.scheduler", f"must be linear, cosine or constant, got {lo.scheduler!r}")
+    if lo.layers is not None and lo.layers < 1:
+        bad("training.lora.layers", f"must be at least 1 (or null: every layer), got {lo.layers}")
     if lo.loss_normalisation not in NORMALISATIONS:
         bad("training.lora.loss_normalisation", f"must be one of {', '.join(NORMALISATIONS)}, got {lo.loss_normalisation!r}")
     if p.scoring.dtype not in ("auto", "float32", "bfloat16", "float16"):

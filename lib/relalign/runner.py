@@ -8,7 +8,6 @@ unless the caller asks for it.
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import shutil
@@ -17,10 +16,10 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import yaml
-
 from .params import REPO_ROOT, load_params
 from .provenance import code_state
+from .rundir import RunDir
+from .rundir import default_run_dir as run_path
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = (
@@ -31,8 +30,6 @@ NOTEBOOKS = (
     "05_reliability_reweighting",
     "06_evaluation",
 )
-INCOMPLETE = "INCOMPLETE"
-STATUS = "run_status.json"
 
 
 class IPCKernelManager:
@@ -66,9 +63,13 @@ class RunFailed(RuntimeError):
     pass
 
 
-def run_dir_for(params_file: str | Path, overrides: Sequence[str] = (), out: str | Path | None = None) -> Path:
-    from .study import default_run_dir
+def default_run_dir(params, results: str | Path | None = None) -> Path:
+    """Where ``relalign run`` puts a run of ``params``: ``<results>/<dataset>/<name>[-seed<N>]``
+    (:func:`relalign.rundir.default_run_dir`), under the repository's ``results/`` by default."""
+    return run_path(params.data.dataset, params.name, params.seed, Path(results) if results else REPO_ROOT / "results")
 
+
+def run_dir_for(params_file: str | Path, overrides: Sequence[str] = (), out: str | Path | None = None) -> Path:
     return Path(out) if out else default_run_dir(load_params(params_file, overrides))
 
 
@@ -108,13 +109,6 @@ def peak_child_rss_gib() -> float:
     return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2)  # Linux: KiB
 
 
-def _write_status(out: Path, **fields) -> None:
-    path = out / STATUS
-    status = json.loads(path.read_text()) if path.is_file() else {}
-    status.update(fields)
-    path.write_text(json.dumps(status, indent=2) + "\n")
-
-
 def run(
     params_file: str | Path,
     out: str | Path | None = None,
@@ -137,16 +131,15 @@ def run(
             raise RunExists(f"{out} exists; pass --replace to overwrite it, or --out for another directory")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / INCOMPLETE).write_text("This run has not finished (or it failed): see run_status.json.\n")
-    (out / "params.yaml").write_text(
-        f"# resolved from {params_file}" + (f" with --set {' '.join(overrides)}" if overrides else "") + "\n"
-        + yaml.safe_dump(params.to_dict(), sort_keys=False)
-    )
+    rundir = RunDir(out)
+    rundir.mark_incomplete()
+    rundir.write_params(params.to_dict(), header=f"# resolved from {params_file}"
+                        + (f" with --set {' '.join(overrides)}" if overrides else "") + "\n")
     started = time.time()
-    _write_status(out, status="running", params_file=str(params_file), overrides=list(overrides), started=started,
-                  code_at_start=code_state())
+    rundir.update_status(status="running", params_file=str(params_file), overrides=list(overrides), started=started,
+                         code_at_start=code_state())
     for name in NOTEBOOKS:
-        _write_status(out, notebook=name)
+        rundir.update_status(notebook=name)
         try:
             pm.execute_notebook(
                 str(NOTEBOOK_DIR / f"{name}.ipynb"),
@@ -159,16 +152,16 @@ def run(
                 kernel_manager_class=IPCKernelManager.get(),
             )
             _relative_paths(out / f"{name}.ipynb")
-            _write_status(out, peak_rss_gib=peak_child_rss_gib())
+            rundir.update_status(peak_rss_gib=peak_child_rss_gib())
         except pm.PapermillExecutionError as e:
-            _write_status(out, status="failed", failed_notebook=name, error=f"{e.ename}: {e.evalue}",
-                          seconds=time.time() - started)
+            rundir.update_status(status="failed", failed_notebook=name, error=f"{e.ename}: {e.evalue}",
+                                 seconds=time.time() - started)
             raise RunFailed(f"{name} failed: {e.ename}: {e.evalue} (see {out / (name + '.ipynb')})") from None
         except BaseException as e:  # interrupted, kernel died, ...
-            _write_status(out, status="failed", failed_notebook=name, error=repr(e), seconds=time.time() - started)
+            rundir.update_status(status="failed", failed_notebook=name, error=repr(e), seconds=time.time() - started)
             raise
-    (out / INCOMPLETE).unlink()
-    _write_status(out, status="complete", notebook=None, seconds=time.time() - started)
+    rundir.mark_complete()
+    rundir.update_status(status="complete", notebook=None, seconds=time.time() - started)
     return out
 
 

@@ -3,7 +3,6 @@ tables (no models are loaded), for notebook 07 and ``relalign batch``."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pandas as pd
 from .evaluation import METHOD_ORDER
 from .params import Params
 from .power import study_power
-from .runner import INCOMPLETE, STATUS
+from .rundir import RunDir
 from .stats import ALPHA, CLOSE_SE, MAX_BOOT, N_BOOT, SIGNIFICANT, TOO_CLOSE, bootstrap_methods, parse_correct
 
 __all__ = ["find_runs", "run_table", "methods_long", "runs_table", "run_seconds", "effect_table", "study_outcomes",
@@ -26,11 +25,11 @@ def find_runs(results_root: str | Path) -> list[Path]:
     root = Path(results_root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such results folder")
-    return sorted(p.parent for p in root.glob("*/*/metrics.json") if not (p.parent / INCOMPLETE).exists())
+    return sorted(p.parent for p in root.glob("*/*/metrics.json") if RunDir(p.parent).finished())
 
 
 def _load(run: Path) -> dict:
-    return json.loads((run / "metrics.json").read_text())
+    return RunDir(run).read("metrics")
 
 
 def run_table(run_dir: str | Path, markdown: bool = False) -> str:
@@ -197,11 +196,9 @@ def runs_table(runs: list[Path]) -> pd.DataFrame:
 def run_seconds(run: Path, metrics: dict) -> float:
     """Wall-clock seconds of a run: the whole ``relalign run`` from its run_status.json when it
     completed, else the time up to writing metrics.json (a notebook run by hand: NaN)."""
-    status = run / STATUS
-    if status.is_file():
-        st = json.loads(status.read_text())
-        if st.get("status") == "complete" and st.get("seconds") is not None:
-            return float(st["seconds"])
+    st = RunDir(run).status()
+    if st.get("status") == "complete" and st.get("seconds") is not None:
+        return float(st["seconds"])
     seconds = (metrics.get("provenance") or {}).get("seconds")
     return math.nan if seconds is None else float(seconds)
 

@@ -3,7 +3,7 @@ LoRA step, in fp32 and in bf16 (a report, not a test).
 
     python benchmarks/dtype_cost.py [--params params/gsm8k-offline.yaml] [--tokens 32] [--lora-steps 4]
 
-For each dtype, in a fresh process with ``scoring.dtype`` set to it:
+For each dtype, in a fresh process with ``compute.dtype`` set to it:
 
 * prefill: one forward pass over C's canonical prompts as one left-padded batch (the evaluation's
   ``generation.batch_size``), logits for the last column only, as ``generate`` asks for them;
@@ -50,7 +50,7 @@ def run_dtype(params: str, dtype: str, tokens: int, lora_steps: int) -> dict:
     from relalign import stages
 
     with tempfile.TemporaryDirectory() as tmp:
-        run = stages.open_run(params, Path(tmp) / "run", overrides=[f"scoring.dtype={dtype}"])
+        run = stages.open_run(params, Path(tmp) / "run", overrides=[f"compute.dtype={dtype}"])
         model, tok = run.pool.model("strong")
         texts = [p.text for p in run.task.canonical_prompts("C")][: run.params.generation.batch_size]
         tok.padding_side = "left"

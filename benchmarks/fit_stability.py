@@ -85,7 +85,7 @@ def main() -> None:
         raise SystemExit(f"{args.params}: training.mode is {params.training.mode!r}; this report is for head mode")
     with tempfile.TemporaryDirectory() as scratch:
         run = run_of(params, scratch)
-        names = [m for m in params.methods if m != "naive"] + [sweep_name(f) for f in params.reliability.sweep]
+        names = [m for m in params.method_names() if m != "naive"] + [sweep_name(f) for f in params.reliability.sweep]
         names = ["naive", *dict.fromkeys(names)]
         l2, cached = accuracies(run, names, args.noise, None)
         draws = [accuracies(run, names, args.noise, np.random.default_rng(d)) for d in range(args.draws)]

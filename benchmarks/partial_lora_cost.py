@@ -23,7 +23,6 @@ as steady as the load. Writes results/benchmarks/partial_lora_cost.json and prin
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -92,8 +91,8 @@ def time_setting(run, layers: int | None, steps: int, n_test: int, tmp: Path) ->
 
     load_before = _load()
     model, tok = run.pool.model("strong")
-    batch_tokens = run.params.scoring.max_tokens_per_batch
-    lora = dataclasses.replace(run.params.training.lora, batch_size=ROWS_PER_STEP, max_steps=steps, layers=layers)
+    batch_tokens = run.params.compute.max_tokens_per_batch
+    lora = run.params.training.lora.model_copy(update=dict(batch_size=ROWS_PER_STEP, max_steps=steps, layers=layers))
     prompts, targets, weights = _training_rows(run, ROWS_PER_STEP * steps)
     test = run.task.canonical_prompts("C")[:n_test]
     timer = _step_timer()
@@ -130,7 +129,7 @@ def run_model(params: str, name: str, layer_list: list[int], steps: int, n_test:
 
     with tempfile.TemporaryDirectory() as tmp:
         run = open_run(params, Path(tmp) / "run", overrides=["strong.model.source=registry", f"strong.model.name={name}",
-                                                             "scoring.dtype=float32"])
+                                                             "compute.dtype=float32"])
         seconds, (model, _) = _timed(lambda: run.pool.model("strong"))
         config = model.config
         report = {"model": name, "decoder_layers": config.num_hidden_layers, "hidden_size": config.hidden_size,

@@ -126,7 +126,7 @@ def main() -> None:
     ap.add_argument("--loop-questions", type=int, default=6, help="questions the slow loop is timed on")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--max-tokens-per-batch", type=int, default=None,
-                    help="scorer batch budget (default: the params' scoring.max_tokens_per_batch)")
+                    help="scorer batch budget (default: the params' compute.max_tokens_per_batch)")
     ap.add_argument("--repeats", type=int, default=2, help="timed scorer runs (best one reported)")
     ap.add_argument("--no-options-run", action="store_true",
                     help="skip the timing of the scorer with option log-probabilities")
@@ -150,7 +150,7 @@ def main() -> None:
     qids = [q.qid for q in run.task.splits["B"][: args.questions]]
     prompts = [run.task.prompt(q, v) for q in qids for v in range(k)]
     model, tok = run.pool.model(args.role)
-    budget = args.max_tokens_per_batch or params.scoring.max_tokens_per_batch
+    budget = args.max_tokens_per_batch or params.compute.max_tokens_per_batch
     print(f"{len(qids)} questions x K={k} = {len(prompts)} prompts; model {run.pool.model_id(args.role)}; "
           f"{args.threads} threads; load average {load_before}", file=sys.stderr)
 

@@ -91,7 +91,7 @@ def write_params(tmp_path, tiny_model_dir, sciq_dir):
             "strong": {"model": {"source": "local", "path": str(tiny_model_dir)}, "head": {}},
             "training": {"mode": "head", "views": "canonical",
                          "lora": {"batch_size": 4, "micro_batch_size": 2, "max_steps": 2, "lr": 1e-3, "max_length": 128}},
-            "scoring": {"max_tokens_per_batch": 256},
+            "compute": {"max_tokens_per_batch": 256},
         }
         _merge(base, changes or {})
         path = tmp_path / name

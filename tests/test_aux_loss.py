@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from relalign.head import HeadSettings, fit_head, head_logprobs, zero_shot_logprobs
-from relalign.losses import IGNORE_INDEX, aux_coefficient, weighted_token_loss
+from loss_reference import weighted_token_loss
+from relalign.losses import IGNORE_INDEX, aux_coefficient
 from relalign.scoring import ScoredPrompts
 
 
@@ -161,17 +162,19 @@ def test_lora_learner_passes_its_aux_settings(tiny_model, tmp_path, monkeypatch)
     monkeypatch.setattr(lora_mod, "WeightedTrainer", fake_trainer)
     base, tok = copy.deepcopy(tiny_model[0]), tiny_model[1]
     q = Question("0", "Question : what is the sun ?", ("ice", "fire", "rock", "atom"), 0)
-    lora = LoraParams(batch_size=1, micro_batch_size=1, max_steps=1, max_length=64, aux_coef=0.4, aux_warmup=0.1)
+    lora = LoraParams(batch_size=1, micro_batch_size=1, max_steps=1, max_length=64)
+    learner = LoraLearner(lambda: (base, tok), lora, seed=0, out_dir=tmp_path, aux_coef=0.4, aux_warmup=0.1)
     with pytest.raises(Stop):
-        LoraLearner(lambda: (base, tok), lora, seed=0, out_dir=tmp_path).fit("m", [render(q)], [0], [1.0], "fp")
+        learner.fit("m", [render(q)], [0], [1.0], "fp")
     assert seen["aux_coef"] == 0.4 and seen["aux_warmup"] == 0.1
 
 
-def test_fingerprints_are_unchanged_while_aux_is_off():
+def test_the_auxiliary_loss_is_part_of_what_a_learner_trains():
     from relalign.learners import HeadLearner, LoraLearner
     from relalign.params import LoraParams
 
-    assert "aux_coef" not in LoraLearner(None, LoraParams(), 0, ".").describe()
-    assert LoraLearner(None, LoraParams(aux_coef=0.5), 0, ".").describe()["aux_coef"] == 0.5
-    assert "aux_coef" not in HeadLearner(None, HeadSettings(), ".").describe()
-    assert HeadLearner(None, HeadSettings(aux_coef=0.5), ".").describe()["aux_coef"] == 0.5
+    plain, aux = LoraLearner(None, LoraParams(), 0, "."), LoraLearner(None, LoraParams(), 0, ".", aux_coef=0.5)
+    assert plain.describe()["aux_coef"] == 0 and aux.describe()["aux_coef"] == 0.5
+    assert HeadLearner(None, HeadSettings(), ".").describe() != HeadLearner(None, HeadSettings(aux_coef=0.5), ".").describe()
+    with pytest.raises(Exception):
+        LoraParams(aux_coef=0.5)  # not a params key: only the method aux_confidence trains with it

@@ -184,6 +184,14 @@ def test_your_own_jsonl_with_option_columns(tmp_path):
         load_pools(adapter, "local", ["all"], str(path))
 
 
+def test_one_file_is_only_the_pool_all_so_no_two_splits_share_its_rows_by_accident(tmp_path):
+    path = tmp_path / "quiz.jsonl"
+    path.write_text("".join(json.dumps({"q": f"Pick {i}", "gold": i % 2}) + "\n" for i in range(4)))
+    adapter = custom_adapter(CustomSpec(text="q", label="gold", answers=("no", "yes")))
+    with pytest.raises(DataError, match=r"quiz.jsonl: one file is the single pool 'all'; a split asks for pool 'train'"):
+        load_pools(adapter, "local", ["all", "train"], str(path))
+
+
 def test_row_range_splits_keep_source_order_and_stay_disjoint():
     pool = [Question(f"train-{i}", f"q{i}", ("a", "b"), 0) for i in range(20)]
     test = [Question(f"test-{i}", f"t{i}", ("a", "b"), 0) for i in range(5)]
@@ -228,10 +236,10 @@ def test_your_own_dataset_runs_through_the_whole_study(write_params, tmp_path):
     labels = stages.weak_labels(run)
     assert len(labels) == 24 and set(labels["answer"]) <= {"fire", "ice"}
     stages.reliability_summary(run)
-    for m in run.params.methods:
+    for m in run.params.method_names():
         stages.train_strong(run, m)
     m = stages.metrics(run, seconds=1.0)
-    assert m["dataset"] == "custom" and set(m["methods"]) == {"weak", *run.params.methods}
+    assert m["dataset"] == "custom" and set(m["methods"]) == {"weak", *run.params.method_names()}
 
 
 @pytest.mark.parametrize(
@@ -330,14 +338,14 @@ def test_gsm8k_runs_through_the_whole_study_by_generation(write_params, data_roo
         assert len({run.task.prompt(run.task.splits["B"][0].qid, v).text for v in range(5)}) == 1
         return
     summary = stages.reliability_summary(run)
-    assert "filtering_prob" not in run.params.methods  # needs option probabilities: not for generation
+    assert "filtering_prob" not in run.params.method_names()  # needs option probabilities: not for generation
     assert set(summary["scores"]) == {"entropy", "reliability"}  # the count-based scores only
-    for m in run.params.methods:
+    for m in run.params.method_names():
         stages.train_strong(run, m)
     sweep = stages.threshold_sweep(run, [0.5])
     assert sweep["rows"].tolist()[0] == 20 and sweep["paper"].tolist() == [False, True]
     m = stages.metrics(run, seconds=1.0)
-    assert set(m["methods"]) == {"weak", *run.params.methods} and m["n"] == {"A": 12, "B": 8, "C": 6}
+    assert set(m["methods"]) == {"weak", *run.params.method_names()} and m["n"] == {"A": 12, "B": 8, "C": 6}
     for name, bits in m["test_correct"].items():  # right = the true final number
         assert bits.count("1") / 6 == pytest.approx(m["methods"][name]["accuracy"])
     ceiling = json.loads((run.rundir.root / "methods" / "ceiling.json").read_text())
@@ -353,14 +361,14 @@ def test_answers_of_a_model_in_another_number_format_are_not_taken_from_the_cach
     import relalign.generation
 
     path = _gsm8k_params(write_params, data_root)
-    fp32 = open_run(path, tmp_path / "fp32", ["scoring.dtype=float32"])
+    fp32 = open_run(path, tmp_path / "fp32", ["compute.dtype=float32"])
     stages.zero_shot_accuracy(fp32, "weak")
     calls = []
     real = relalign.generation.generate
     monkeypatch.setattr(relalign.generation, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
-    stages.zero_shot_accuracy(open_run(path, tmp_path / "again", ["scoring.dtype=float32"]), "weak")
+    stages.zero_shot_accuracy(open_run(path, tmp_path / "again", ["compute.dtype=float32"]), "weak")
     assert not calls  # the same model and format: every answer comes from the cache
-    bf16 = open_run(path, tmp_path / "bf16", ["scoring.dtype=bfloat16"])
+    bf16 = open_run(path, tmp_path / "bf16", ["compute.dtype=bfloat16"])
     stages.zero_shot_accuracy(bf16, "weak")
     assert calls  # bf16 writes other answers than fp32: generated afresh
     fingerprint = answering.fingerprint_of

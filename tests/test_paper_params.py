@@ -38,7 +38,7 @@ def test_paper_params_match_the_reference_setup(dataset):
     assert lo.lr == 5e-5 and lo.batch_size == 24 and lo.epochs == 3
     assert lo.scheduler == "linear" and lo.warmup_ratio == 0.0
     assert lo.max_length == max_length and lo.max_steps == -1
-    assert p.scoring.dtype == "bfloat16"
+    assert p.compute.dtype == "bfloat16"
 
 
 def _reference_gsm8k() -> tuple[Path, dict]:

@@ -47,6 +47,11 @@ def test_tiny_params_load(write_params):
         ({"weak": {"head": {"l2": 0}}}, "weak.head.l2"),
         ({"strong": {"head": {"epochs": 300}}}, "strong.head.epochs"),  # the head is solved, not stepped
         ({"training": {"lora": {"loss_normalisation": "tokens"}}}, "training.lora.loss_normalisation"),
+        ({"name": ""}, "name"),  # names are plain folder names: none that escapes results/<dataset>/
+        ({"name": "."}, "name"),
+        ({"name": ".."}, "name"),
+        ({"name": "../../x"}, "name"),
+        ({"name": "/tmp/x"}, "name"),
     ],
 )
 def test_bad_params_name_the_key_and_the_file(write_params, changes, key):
@@ -62,8 +67,20 @@ def test_missing_and_malformed_files(tmp_path):
         load_params(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: [unclosed")
-    with pytest.raises(ParamsError, match="not valid YAML"):
+    with pytest.raises(ParamsError, match="not valid YAML at line 1, column"):
         load_params(bad)
+    bad.write_text("seed: 0\nname: a\nseed: 1\n")  # YAML alone would take the last seed silently
+    with pytest.raises(ParamsError, match="line 3, column 1: duplicate key 'seed'"):
+        load_params(bad)
+    bad.write_bytes("name: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ParamsError, match="not UTF-8"):
+        load_params(bad)
+
+
+def test_a_malformed_override_is_one_line(write_params):
+    with pytest.raises(ParamsError, match=r"--set 'seed=\[1,': not valid YAML") as e:
+        load_params(write_params(), ["seed=[1,"])
+    assert "\n" not in str(e.value)
 
 
 def test_overrides(write_params):

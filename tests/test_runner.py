@@ -47,11 +47,36 @@ def test_existing_results_are_never_overwritten_silently(write_params, tmp_path,
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("precious")
-    with pytest.raises(RunExists):
+    with pytest.raises(RunExists, match="exists; pass --replace"):
         run(write_params(), out)
+    with pytest.raises(RunExists, match="not a run directory"):  # --replace never deletes a folder that is not a run
+        run(write_params(), out, replace=True)
     assert (out / "keep.txt").read_text() == "precious"
+    (out / "params.yaml").write_text("seed: 0\n")  # an unfinished run: nothing to keep
     run(write_params(), out, replace=True)
     assert not (out / "keep.txt").exists()
+
+
+def _finished_run(out, text):
+    out.mkdir(parents=True)
+    (out / "params.yaml").write_text("seed: 0\n")
+    (out / "metrics.json").write_text(text)
+
+
+def test_replacing_keeps_the_old_results_until_the_new_run_is_complete(write_params, tmp_path, monkeypatch,
+                                                                       fake_notebooks):
+    out = tmp_path / "results" / "sciq" / "default"
+    aside = tmp_path / "results" / ".replaced" / "sciq" / "default"
+    _finished_run(out, "old")
+    monkeypatch.setattr(runner, "NOTEBOOKS", ("ok", "bad"))
+    with pytest.raises(RunFailed):
+        run(write_params(), out, replace=True)
+    assert (aside / "metrics.json").read_text() == "old"  # the failed replacement did not cost the old results
+    assert (out / INCOMPLETE).is_file()
+    monkeypatch.setattr(runner, "NOTEBOOKS", ("ok",))
+    run(write_params(), out, replace=True)  # replacing the failed run: the set-aside results stay until now
+    assert (out / "touched").is_file() and not (out / INCOMPLETE).exists()
+    assert not (tmp_path / "results" / ".replaced").exists()
 
 
 def test_batch_continues_past_failures_and_prints_a_summary(write_params, tmp_path, monkeypatch, fake_notebooks, capsys):
@@ -91,6 +116,26 @@ def test_failed_run_is_marked_incomplete(write_params, tmp_path, monkeypatch, fa
     assert (out / INCOMPLETE).is_file()
     status = json.loads((out / "run_status.json").read_text())
     assert status["status"] == "failed" and status["failed_notebook"] == "bad"
+
+
+def test_an_interrupted_run_says_so_and_how_to_resume(write_params, tmp_path, monkeypatch, fake_notebooks, capsys):
+    import signal
+
+    from relalign.cli import main
+
+    _notebook(fake_notebooks / "killed.ipynb", "import os, signal\nos.kill(os.getppid(), signal.SIGTERM)\n"
+                                               "import time\ntime.sleep(30)")
+    monkeypatch.setattr(runner, "NOTEBOOKS", ("ok", "killed"))
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert main(["run", str(write_params()), "--out", str(tmp_path / "out")]) == 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert "interrupted" in capsys.readouterr().err
+    status = json.loads((tmp_path / "out" / "run_status.json").read_text())
+    assert status["status"] == "interrupted" and status["failed_notebook"] == "killed"
+    assert main(["run", str(write_params()), "--out", str(tmp_path / "out")]) == 2
+    assert "holds an unfinished run (status: interrupted); pass --replace" in capsys.readouterr().err
 
 
 def test_the_real_notebooks_run_end_to_end_on_a_tiny_model(write_params, tmp_path, capsys):

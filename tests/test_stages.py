@@ -15,7 +15,7 @@ def _run_all(run):
     weak = stages.weak_supervisor(run)
     labels = stages.weak_labels(run)
     summary = stages.reliability_summary(run)
-    results = {m: stages.train_strong(run, m) for m in run.params.methods}
+    results = {m: stages.train_strong(run, m) for m in run.params.method_names()}
     return weak, labels, summary, results
 
 
@@ -35,7 +35,7 @@ def test_head_mode_end_to_end_and_metrics(write_params, tmp_path):
     assert results["filtering_sampled"]["n_train"] == n_b
     assert results["ceiling"]["label_accuracy"] == 1.0
     m = stages.metrics(run, seconds=1.0)
-    assert set(m["methods"]) == {"weak", *run.params.methods}
+    assert set(m["methods"]) == {"weak", *run.params.method_names()}
     assert m["n"] == {"A": 16, "B": 12, "C": 16}
     assert 0 <= m["reliability"]["kept_fraction"] <= 1
     on_disk = json.loads((run.rundir.root / "metrics.json").read_text())
@@ -43,7 +43,7 @@ def test_head_mode_end_to_end_and_metrics(write_params, tmp_path):
     for key in ("git_commit", "package_versions", "seconds"):
         assert key in on_disk["provenance"]
     # per-question correctness on C, for bootstrap intervals: consistent with each accuracy
-    assert set(on_disk["test_correct"]) == {"weak", *run.params.methods}
+    assert set(on_disk["test_correct"]) == {"weak", *run.params.method_names()}
     for name, bits in on_disk["test_correct"].items():
         assert len(bits) == 16 and bits.count("1") / 16 == pytest.approx(on_disk["methods"][name]["accuracy"])
     scores = on_disk["reliability"]["scores"]
@@ -53,7 +53,7 @@ def test_head_mode_end_to_end_and_metrics(write_params, tmp_path):
         assert r["acc_lo"] <= r["accuracy"] <= r["acc_hi"]
     # head mode: every strong head is solved to its optimum with the one L2 chosen on naive's rows
     l2 = json.loads((run.rundir.root / "trained/strong/l2.json").read_text())["l2"]
-    for name in run.params.methods:
+    for name in run.params.method_names():
         fit = json.loads((run.rundir.root / "trained/strong" / name / "head.json").read_text())
         assert fit["l2"] == l2 and fit["iterations"] > 0
 
@@ -75,8 +75,8 @@ def test_aux_confidence_and_equal_steps_reach_the_learner(write_params, tmp_path
     def learner(name):
         return answering.learner_for(run, stages.job(run, "strong", name))
 
-    assert learner("aux_confidence").lora.aux_coef == run.params.training.aux_coef > 0
-    assert learner("naive").lora.aux_coef == 0
+    assert learner("aux_confidence").aux_coef == run.params.training.aux_coef > 0
+    assert learner("naive").aux_coef == 0
     naive_steps = learner("naive").lora.max_steps
     assert naive_steps == 3  # 12 naive rows, batch 4, one epoch
     assert learner("reweighting").lora.max_steps == naive_steps  # 60 rows, same steps

@@ -170,3 +170,16 @@ def test_power_table_says_what_a_null_can_rule_out(tmp_path):
     assert power.loc[0, "mde"] == pytest.approx(study_power(correct)["mde"])
     line = summary.significance_lines(summary.intervals(runs, n_boot=200), power)[0]
     assert f"it detects a difference of {power.loc[0, 'mde']:.1f} points with 80% power" in line
+
+
+def test_differences_name_every_changed_result_and_skip_provenance():
+    from relalign.summary import differences
+
+    a = {"methods": {"naive": {"accuracy": 0.8, "pgr": float("nan")}}, "sweep": [1, 2], "provenance": {"git": "x"},
+         "params": {"seed": 0}}
+    b = {"methods": {"naive": {"accuracy": 0.8000001, "pgr": float("nan")}}, "sweep": [1, 3], "provenance": {"git": "y"},
+         "params": {"seed": 1}, "extra": 1}
+    assert differences(a, a) == []
+    assert differences(a, b) == ["extra: only in the second", "methods.naive.accuracy: 0.8 != 0.8000001",
+                                 "sweep[1]: 2 != 3"]
+    assert "params.seed: 0 != 1" in differences(a, b, ignore=("provenance",))

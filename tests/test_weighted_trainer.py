@@ -15,7 +15,8 @@ from datasets import Dataset
 from transformers import TrainingArguments
 
 from relalign.lora import WeightedCollator, WeightedTrainer, encode_rows
-from relalign.losses import IGNORE_INDEX, weighted_token_loss
+from loss_reference import weighted_token_loss
+from relalign.losses import IGNORE_INDEX
 
 PROMPTS = [f"Question : what is the {w} of number {i} ? Answer :" for i, w in
            enumerate(["sun", "moon", "star", "earth", "mars", "venus", "iron", "gold"])]
@@ -113,15 +114,14 @@ def test_weights_of_one_give_the_models_own_loss(tiny_model):
     torch.testing.assert_close(ours, own, atol=1e-5, rtol=1e-5)
 
 
-def test_the_loss_skips_the_output_layer_on_prompt_columns_only(tiny_model, tmp_path):
+def test_the_output_layer_runs_only_where_an_answer_token_is_predicted(tiny_model, tmp_path):
     base, tok = tiny_model
     prompts = ["Question : what is the sun ? Answer :", "Question : what is the moon of number 3 of number 4 ? Answer :",
                "Question : what is the gold of number 9 ? Answer :"]
     rows = encode_rows(tok, prompts, ANSWERS[:3], WEIGHTS[:3], max_length=64)
     batch = WeightedCollator(tok.pad_token_id)(rows)
-    first = min(r["labels"].index(next(t for t in r["labels"] if t != IGNORE_INDEX)) for r in rows)
-    width = batch["input_ids"].shape[1]
-    assert first > 1  # prompt columns exist that no row needs logits for
+    answer_tokens = int((batch["labels"] != IGNORE_INDEX).sum())
+    assert answer_tokens < batch["labels"].numel() // 2  # most positions need no logits
 
     def loss_and_grads(fn):
         model = _lora_model(base)
@@ -135,7 +135,7 @@ def test_the_loss_skips_the_output_layer_on_prompt_columns_only(tiny_model, tmp_
 
     seen = []
     def trainer_loss(model):
-        model.get_output_embeddings().register_forward_hook(lambda m, i, o: seen.append(i[0].shape[1]))
+        model.get_output_embeddings().register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
         args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
         trainer = WeightedTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                                   data_collator=WeightedCollator(tok.pad_token_id))
@@ -143,7 +143,7 @@ def test_the_loss_skips_the_output_layer_on_prompt_columns_only(tiny_model, tmp_
 
     loss_a, grads_a = loss_and_grads(full)
     loss_b, grads_b = loss_and_grads(trainer_loss)
-    assert seen == [width - first + 1]  # the output layer saw the answer columns and the one before
+    assert seen == [answer_tokens]  # the output layer saw one position per answer token, no other
     torch.testing.assert_close(loss_b, loss_a, atol=1e-6, rtol=1e-6)
     for n in grads_a:
         torch.testing.assert_close(grads_b[n], grads_a[n], atol=1e-6, rtol=1e-5, msg=n)

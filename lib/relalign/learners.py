@@ -17,6 +17,7 @@ next notebook) reloads it instead of training again. The study never asks which 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -62,14 +63,6 @@ class HeadPredictor:
         pass
 
 
-def _without_unused_aux(settings: dict) -> dict:
-    """Settings for a learner's identity, without the auxiliary-loss fields while that loss is off,
-    so heads and adapters trained before the option existed keep their fingerprints."""
-    if settings.get("aux_coef", 0) == 0:
-        return {k: v for k, v in settings.items() if k not in ("aux_coef", "aux_warmup")}
-    return dict(settings)
-
-
 class HeadLearner:
     """A trainable option head on a frozen model's cached features."""
 
@@ -79,7 +72,7 @@ class HeadLearner:
         self.out_dir = Path(out_dir)
 
     def describe(self) -> dict:
-        return {"mode": "head", "solver": "lbfgs-float64", **_without_unused_aux(self.settings.__dict__)}
+        return {"mode": "head", "solver": "lbfgs-float64", **dataclasses.asdict(self.settings)}
 
     def steps(self, n_rows: int) -> None:
         """Optimiser steps of a fit: none to count -- every head is solved to its unique optimum."""
@@ -156,14 +149,16 @@ class LoraPredictor:
 class LoraLearner:
     """LoRA fine-tuning of a fresh adapter per training set on a shared base model.
 
-    ``lora.layers`` = N (else None): adapters on the top N decoder layers only, trained and scored
-    on bottom states cached under ``states_dir`` (one folder per model; by default
-    ``out_dir/bottom_states``), see :mod:`relalign.partial`."""
+    ``lora`` is ``training.lora`` of params. ``lora.layers`` = N (else None): adapters on the top N
+    decoder layers only, trained and scored on bottom states cached under ``states_dir`` (one folder
+    per model; by default ``out_dir/bottom_states``), see :mod:`relalign.partial`. ``aux_coef`` /
+    ``aux_warmup``: the auxiliary confidence loss (method aux_confidence), 0: off."""
 
     def __init__(self, load_model: Callable[[], tuple], lora, seed: int, out_dir: Path, batch_tokens: int = 2048,
                  callbacks: list | None = None, base_name: str | None = None, states_dir: Path | None = None,
-                 **trainer_overrides):
+                 aux_coef: float = 0.0, aux_warmup: float = 0.2, **trainer_overrides):
         self.load_model = load_model
+        self.aux_coef, self.aux_warmup = aux_coef, aux_warmup
         self.base_name = base_name  # the base model's name in saved adapter configs (ModelSpec.reference)
         self.lora = lora
         self.seed = seed
@@ -182,12 +177,9 @@ class LoraLearner:
         return lora_steps(n_rows, self.lora)
 
     def describe(self) -> dict:
-        # How many processes share the work does not change what is trained: not part of the identity.
-        # ``layers`` is there where set; null (every layer) leaves it out, so adapters trained before
-        # the option existed keep their fingerprints.
-        keep = {k: v for k, v in self.lora.__dict__.items()
-                if k not in ("num_processes", "launch_args") and not (k == "layers" and v is None)}
-        return {"mode": "lora", **_without_unused_aux(keep)}
+        """What is trained, for the fingerprint: how many processes share the work is not part of it."""
+        settings = self.lora.model_dump(exclude={"num_processes", "launch_args"})
+        return {"mode": "lora", **settings, "aux_coef": self.aux_coef, "aux_warmup": self.aux_warmup}
 
     def _training_set(self, base, tok, rows: list[dict]) -> tuple:
         """(dataset, collator, what builds the trainer): token rows for the whole model, or -- partial
@@ -238,8 +230,8 @@ class LoraLearner:
             train_dataset=train_set,
             data_collator=collator,
             callbacks=self.callbacks,
-            aux_coef=self.lora.aux_coef,
-            aux_warmup=self.lora.aux_warmup,
+            aux_coef=self.aux_coef,
+            aux_warmup=self.aux_warmup,
             normalisation=self.lora.loss_normalisation,
         )
         if main:

@@ -3,8 +3,9 @@
 A training row is (prompt, answer, weight). The model reads ``prompt`` and is trained to
 write `` B. <option text><eos>`` (the letter of the option where it stands in this prompt's
 listing, then the option's text and the end of sequence); the loss is
-:func:`relalign.losses.weighted_token_loss` over those answer tokens only, each token's
-cross-entropy multiplied by its row's weight. A trained model answers by its letter
+:func:`relalign.losses.answer_token_loss` over those answer tokens only, each token's
+cross-entropy multiplied by its row's weight, and the output layer runs only at the positions that
+predict them. A trained model answers by its letter
 log-probabilities after the prompt (:mod:`relalign.scoring`), the same scorer the weak
 labelling and the evaluation use.
 
@@ -22,7 +23,7 @@ from typing import Sequence
 import torch
 from transformers import Trainer, TrainingArguments
 
-from .losses import IGNORE_INDEX, aux_coefficient, loss_denominator, weighted_token_loss
+from .losses import IGNORE_INDEX, answer_positions, answer_token_loss, aux_coefficient, loss_denominator
 from .prompts import Prompt
 
 # LoRA targets per architecture family (``config.model_type``). The paper adapts q_proj and
@@ -80,14 +81,6 @@ def encode_rows(tokenizer, prompts: Sequence[str], answers: Sequence[str], weigh
     return rows
 
 
-def answer_columns(labels: torch.Tensor) -> int:
-    """How many trailing columns of a batch's logits the loss reads: from the column before the
-    first answer token of any row to the end (position t - 1 predicts token t)."""
-    cols = (labels != IGNORE_INDEX).any(dim=0).nonzero()
-    first = int(cols[0]) if len(cols) else labels.shape[1] - 1
-    return labels.shape[1] - max(first, 1) + 1
-
-
 @dataclass
 class WeightedCollator:
     """Right-pads a batch and carries the per-row ``weight`` to the loss."""
@@ -109,7 +102,7 @@ class WeightedCollator:
 
 
 class WeightedTrainer(Trainer):
-    """HF Trainer whose loss is :func:`weighted_token_loss`, normalised over the whole step.
+    """HF Trainer whose loss is :func:`relalign.losses.answer_token_loss`, normalised over the whole step.
 
     ``num_items_in_batch`` is the number of answer tokens in the optimisation step (all
     gradient-accumulation micro-batches and, with ``average_tokens_across_devices``, all
@@ -147,19 +140,22 @@ class WeightedTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         weight = inputs.pop("weight")
         labels = inputs.pop("labels")
-        # Logits are needed from the position before the batch's first answer token on: the
-        # prompt columns before it skip the output layer (a fifth of a step for a 150k vocabulary
-        # on a 0.5B model) and the vocabulary-wide softmax.
-        keep = answer_columns(labels)
-        outputs = model(**inputs, logits_to_keep=keep)
+        # The output layer runs only at the positions that predict an answer token: every other
+        # position skips it and the vocabulary-wide softmax (for a 150k vocabulary, most of a step
+        # when only the top layers train). The call goes through ``model`` itself, so a wrapper
+        # (DistributedDataParallel) sees the forward; the logits come back packed, row by row.
+        rows, cols = answer_positions(labels)
+        keep = torch.zeros_like(labels, dtype=torch.bool)
+        keep[rows, cols] = True
+        logits = model(**inputs, logits_to_keep=keep).logits
         # Outside the training loop (evaluation, a direct call) this batch is the whole step.
         micro_batches = self.current_gradient_accumulation_steps if model.training and num_items_in_batch is not None else 1
         denominator = loss_denominator(labels, self.normalisation, num_items_in_batch, micro_batches)
-        loss = weighted_token_loss(outputs.logits, labels[:, -keep:], weight, denominator, aux_coef=self.aux_coefficient())
+        loss = answer_token_loss(logits, labels[rows, cols + 1], weight[rows], denominator, aux_coef=self.aux_coefficient())
         if (self.normalisation == "answer_tokens" and self.args.average_tokens_across_devices
                 and self.args.world_size > 1 and model.training):
             loss = loss * self.accelerator.num_processes
-        return (loss, outputs) if return_outputs else loss
+        return (loss, {"logits": logits}) if return_outputs else loss
 
 
 def training_arguments(output_dir: Path, lora, seed: int, world_size: int | None = None, bf16: bool = False,

@@ -55,17 +55,16 @@ def aux_coefficient(step_frac: float, aux_coef: float, warmup: float) -> float:
     return float(aux_coef) * min(1.0, max(0.0, float(step_frac)) / float(warmup))
 
 
-def weighted_token_loss(
+def answer_token_loss(
     logits: torch.Tensor,
-    labels: torch.Tensor,
+    targets: torch.Tensor,
     row_weights: torch.Tensor,
-    num_items_in_batch: int | torch.Tensor | None = None,
+    denominator: int | torch.Tensor,
     aux_coef: float = 0.0,
 ) -> torch.Tensor:
-    """Causal-LM loss: ``labels`` [b, L] hold -100 outside the answer; ``row_weights`` [b].
-
-    ``num_items_in_batch``: answer tokens in the whole step (all micro-batches, all
-    processes); defaults to this batch's count.
+    """The loss over a batch's answer tokens, packed: ``logits`` [n, V] at the n positions that
+    predict an answer token, ``targets`` [n] those tokens, ``row_weights`` [n] the weight of each
+    one's row; the sum of weight x cross-entropy divided by ``denominator`` (:func:`loss_denominator`).
 
     ``aux_coef`` c > 0 adds the confidence loss: each answer token's loss becomes
     ``(1-c) CE(weak token) + c CE(argmax token of the detached logits)``, with the same row
@@ -74,28 +73,25 @@ def weighted_token_loss(
     import torch
     import torch.nn.functional as F  # here, not at the top: params reads NORMALISATIONS without torch
 
-    shift_logits = logits[:, :-1, :].float()
-    shift_labels = labels[:, 1:]
-
-    def token_ce(targets: torch.Tensor) -> torch.Tensor:  # [b, L-1], 0 where the target is IGNORE_INDEX
-        return F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), targets.reshape(-1),
-                               ignore_index=IGNORE_INDEX, reduction="none").view(targets.shape)
-
-    ce = token_ce(shift_labels)
-    mask = shift_labels != IGNORE_INDEX
+    logits = logits.float()
+    ce = F.cross_entropy(logits, targets, reduction="none")
     if aux_coef:
-        own = shift_logits.detach().argmax(dim=-1).masked_fill(~mask, IGNORE_INDEX)
-        ce = (1.0 - aux_coef) * ce + aux_coef * token_ce(own)
-    weighted = (ce * row_weights.to(ce.dtype)[:, None] * mask).sum()
-    denom = mask.sum() if num_items_in_batch is None else num_items_in_batch
-    if isinstance(denom, torch.Tensor):
-        denom = denom.to(weighted.device)
-    return weighted / denom
+        ce = (1.0 - aux_coef) * ce + aux_coef * F.cross_entropy(logits, logits.detach().argmax(dim=-1), reduction="none")
+    weighted = (ce * row_weights.to(ce.dtype)).sum()
+    if isinstance(denominator, torch.Tensor):
+        denominator = denominator.to(weighted.device)
+    return weighted / denominator
+
+
+def answer_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, columns) of the positions that predict an answer token: column t predicts token t + 1,
+    so these are the columns before each label that is not -100."""
+    return (labels[:, 1:] != IGNORE_INDEX).nonzero(as_tuple=True)
 
 
 def loss_denominator(labels: torch.Tensor, normalisation: str, num_items_in_batch: int | torch.Tensor | None,
                      micro_batches: int = 1) -> int | torch.Tensor:
-    """What :func:`weighted_token_loss` divides a micro-batch's weighted token losses by.
+    """What :func:`answer_token_loss` divides a micro-batch's weighted token losses by.
 
     ``answer_tokens``: the answer tokens of the whole optimisation step (``num_items_in_batch``;
     this batch's own count when None). ``all_positions`` (the reference): every predicted position

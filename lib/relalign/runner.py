@@ -2,8 +2,10 @@
 
 A run directory holds the resolved ``params.yaml``, the executed notebooks, ``figures/``,
 ``metrics.json`` and ``run_status.json``. While a run is going, and after one that failed, the
-directory carries an ``INCOMPLETE`` file saying so; an existing directory is never overwritten
-unless the caller asks for it.
+directory carries an ``INCOMPLETE`` file saying so. An existing directory is never overwritten
+unless the caller asks for it, and even then its finished results are only set aside (under
+``<results>/.replaced/``) until the new run is complete: a replacement that fails or is interrupted
+leaves the old results where :func:`set_aside` put them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Sequence
 
 from .params import REPO_ROOT, load_params
 from .provenance import code_state
-from .rundir import RunDir
+from .rundir import PARAMS, STATUS, RunDir
 from .rundir import default_run_dir as run_path
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -109,6 +111,46 @@ def peak_child_rss_gib() -> float:
     return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2)  # Linux: KiB
 
 
+def _exists_message(out: Path) -> str:
+    status = RunDir(out).status().get("status")
+    if status and status != "complete":
+        return (f"{out} holds an unfinished run (status: {status}); pass --replace to run it again "
+                "(what it computed is in the cache and is reused)")
+    return f"{out} exists; pass --replace to replace it, or --out for another directory"
+
+
+def _interrupt_on_sigterm() -> None:
+    """A SIGTERM (``kill``, a scheduler's time limit) ends a run as Ctrl-C does: marked interrupted."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+def replaced_path(out: Path) -> Path:
+    return out.parent.parent / ".replaced" / out.parent.name / out.name
+
+
+def set_aside(out: Path) -> Path | None:
+    """Move the results in ``out`` out of the way of a new run: a finished run goes to
+    ``<out.parent.parent>/.replaced/<dataset>/<name>`` (out of reach of the summary's
+    ``<dataset>/<name>/metrics.json`` search), where it stays until the new run is complete;
+    an unfinished one (a failed or interrupted run, no result) is removed. Returns where the
+    finished results went, or None."""
+    if not ((out / PARAMS).is_file() or (out / STATUS).is_file()):
+        raise RunExists(f"{out} is not a run directory (no {PARAMS} or {STATUS}); refusing to replace it")
+    if not RunDir(out).finished():
+        shutil.rmtree(out)
+        return None
+    aside = replaced_path(out)
+    if aside.exists():  # an older result, superseded by the finished one in ``out``
+        shutil.rmtree(aside)
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    out.rename(aside)
+    return aside
+
+
 def run(
     params_file: str | Path,
     out: str | Path | None = None,
@@ -120,7 +162,8 @@ def run(
     """Execute notebooks 01-06 for ``params_file``; returns the run directory.
 
     Raises ParamsError (before anything is written), RunExists, or RunFailed (the directory is
-    left marked incomplete, with the failing notebook as far as it ran).
+    left marked incomplete, with the failing notebook as far as it ran). With ``replace``, the
+    finished results already in the directory are deleted only once the new run is complete.
     """
     import papermill as pm
 
@@ -128,8 +171,10 @@ def run(
     out = run_dir_for(params_file, overrides, out).resolve()
     if out.exists() and any(out.iterdir()):
         if not replace:
-            raise RunExists(f"{out} exists; pass --replace to overwrite it, or --out for another directory")
-        shutil.rmtree(out)
+            raise RunExists(_exists_message(out))
+        previous = set_aside(out)
+        if previous:
+            print(f"the results that were in {out} are in {previous} until the new run is complete")
     out.mkdir(parents=True, exist_ok=True)
     rundir = RunDir(out)
     rundir.mark_incomplete()
@@ -138,6 +183,7 @@ def run(
     started = time.time()
     rundir.update_status(status="running", params_file=str(params_file), overrides=list(overrides), started=started,
                          code_at_start=code_state())
+    _interrupt_on_sigterm()
     for name in NOTEBOOKS:
         rundir.update_status(notebook=name)
         try:
@@ -157,12 +203,25 @@ def run(
             rundir.update_status(status="failed", failed_notebook=name, error=f"{e.ename}: {e.evalue}",
                                  seconds=time.time() - started)
             raise RunFailed(f"{name} failed: {e.ename}: {e.evalue} (see {out / (name + '.ipynb')})") from None
-        except BaseException as e:  # interrupted, kernel died, ...
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (below)
+            rundir.update_status(status="interrupted", failed_notebook=name, seconds=time.time() - started)
+            raise
+        except BaseException as e:  # the kernel died, ...
             rundir.update_status(status="failed", failed_notebook=name, error=repr(e), seconds=time.time() - started)
             raise
     rundir.mark_complete()
     rundir.update_status(status="complete", notebook=None, seconds=time.time() - started)
+    previous = replaced_path(out)  # this run's, or one a failed replacement left
+    if previous.exists():
+        shutil.rmtree(previous)
+        _remove_empty_parents(previous.parent, stop=previous.parent.parent.parent)
     return out
+
+
+def _remove_empty_parents(folder: Path, stop: Path) -> None:
+    while folder != stop and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
 
 
 SUMMARY_NOTEBOOK = "07_summary"

@@ -204,7 +204,7 @@ def train_strong(run: Run, method: str) -> dict:
 def train_methods(run: Run, methods: Sequence[str]) -> pd.DataFrame:
     """Train S for each of ``methods`` that the params list (a method the params leave out is
     skipped, so a run never pays for one it does not report); accuracy on C and rows."""
-    res = {m: train_strong(run, m) for m in methods if m in run.params.methods}
+    res = {m: train_strong(run, m) for m in methods if m in run.params.method_names()}
     return pd.DataFrame.from_dict({m: {"accuracy on C": r["accuracy"], "rows": r["n_train"]} for m, r in res.items()},
                                   orient="index")
 
@@ -219,7 +219,7 @@ def threshold_sweep(run: Run, fractions: Sequence[float] | None = None) -> pd.Da
         r = train_strong(run, sweep_name(f))
         recs.append({"fraction": f, "accuracy": r["accuracy"], "rows": r["n_train"],
                      "label_accuracy": r["label_accuracy"], "correct": r["correct"]})
-    if "filtering" in run.params.methods:
+    if "filtering" in run.params.method_names():
         filt = train_strong(run, "filtering")
         recs.append({"fraction": reliability_summary(run)["kept_fraction"], "accuracy": filt["accuracy"],
                      "rows": filt["n_train"], "label_accuracy": filt["label_accuracy"], "correct": filt["correct"],
@@ -243,7 +243,7 @@ def metrics(run: Run, seconds: float | None = None) -> dict:
         seconds = time.time() - status["started"]
     weak = run.rundir.read("weak_supervisor")
     relsum = run.rundir.read("reliability")
-    methods = {m: run.rundir.read_method(m) for m in run.params.methods}
+    methods = {m: run.rundir.read_method(m) for m in run.params.method_names()}
     table = method_table(methods, weak["accuracy"], weak["n_train"])
     test_correct = {m: r["correct"] for m, r in methods.items()} | {"weak": weak["correct"]}
     _add_intervals(table, test_correct, run.params.seed)

@@ -16,7 +16,8 @@ from .rundir import RunDir
 from .stats import ALPHA, CLOSE_SE, MAX_BOOT, N_BOOT, SIGNIFICANT, TOO_CLOSE, bootstrap_methods, parse_correct
 
 __all__ = ["find_runs", "run_table", "methods_long", "runs_table", "run_seconds", "effect_table", "study_outcomes",
-           "intervals", "power_table", "significance_lines", "markdown_table", "scratch_dir"]
+           "intervals", "power_table", "significance_lines", "markdown_table", "findings_markdown", "scratch_dir",
+           "differences"]
 
 
 def find_runs(results_root: str | Path) -> list[Path]:
@@ -263,3 +264,30 @@ def markdown_table(runs: list[Path]) -> str:
                       f"within {CLOSE_SE:g} Monte Carlo standard errors of {ALPHA:g}, so it is called neither "
                       "significant nor not."]
     return "\n".join(lines)
+
+
+def findings_markdown(runs: list[Path]) -> str:
+    """README's "significance" list: one bullet per study from :func:`significance_lines`, with its
+    power, made from the runs so that the sentences cannot drift from the numbers."""
+    return "\n".join(f"- {line}" for line in significance_lines(intervals(runs), power_table(runs)))
+
+
+def differences(a: object, b: object, ignore: tuple[str, ...] = ("provenance", "params"), at: str = "") -> list[str]:
+    """Where two metrics.json documents differ, as ``key.path: a != b`` lines; the top-level keys
+    in ``ignore`` (what names the code and echoes the params, not a result) are skipped. Numbers
+    must match exactly: a re-derived result is the same result, not a close one."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            if not at and k in ignore:
+                continue
+            where = f"{at}.{k}" if at else str(k)
+            if k not in a or k not in b:
+                out.append(f"{where}: only in {'the first' if k in a else 'the second'}")
+            else:
+                out += differences(a[k], b[k], ignore, where)
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, ignore, f"{at}[{i}]")]
+    same = a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+    return [] if same else [f"{at}: {str(a)[:60]} != {str(b)[:60]}"]

@@ -63,10 +63,11 @@ def learner(params, pool: ModelPool, where: Where, role: str, name: str, *, stro
         return HeadLearner(cached_scorer(pool, where.cache_root, role), settings, out)
     from .learners import LoraLearner, lora_steps
 
-    lora = dataclasses.replace(t.lora, **(dict(aux_coef=t.aux_coef, aux_warmup=t.aux_warmup) if aux else {}))
+    lora = t.lora
     if role == "strong" and t.equal_steps and lora.max_steps <= 0 and naive_rows is not None:
-        lora = dataclasses.replace(lora, max_steps=lora_steps(naive_rows, lora))
-    return LoraLearner(lambda: pool.model(role), lora, params.seed, out, params.scoring.max_tokens_per_batch,
+        lora = lora.model_copy(update={"max_steps": lora_steps(naive_rows, lora)})
+    return LoraLearner(lambda: pool.model(role), lora, params.seed, out, params.compute.max_tokens_per_batch,
+                       aux_coef=t.aux_coef if aux else 0.0, aux_warmup=t.aux_warmup,
                        base_name=params.model_spec(role).reference(),
                        # partial LoRA's cached bottom states: one folder per model, shared by runs
                        states_dir=where.cache_root / "bottom_states" / fingerprint("bottom_states", 1,

@@ -197,3 +197,18 @@ def test_executed_notebooks_name_no_path_of_the_machine(tmp_path):
     text = path.read_text()
     assert str(REPO_ROOT) not in text
     assert ".venv/lib/x.py:3: FutureWarning: old" in nbformat.read(path, as_version=4).cells[0].outputs[0]["text"]
+
+
+def test_commands_on_missing_runs_or_files_say_so_in_one_line(write_params, tmp_path, capsys):
+    from relalign.cli import main
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "a-file").write_text("not a run")
+    for argv in (["summary", str(tmp_path / "empty")], ["summary", str(tmp_path / "nowhere")],
+                 ["report", "--results", str(tmp_path / "empty")], ["report", "--results", str(tmp_path / "nowhere")],
+                 ["report", "--markdown", "--results", str(tmp_path / "empty")],
+                 ["run", str(write_params()), "--out", str(tmp_path / "a-file")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("relalign: error: ") and "\n" not in err and "Traceback" not in err, (argv, err)
+    assert (tmp_path / "a-file").read_text() == "not a run" and not (tmp_path / "empty" / "summary").exists()

@@ -150,7 +150,11 @@ def cmd_train(args) -> int:
 def cmd_summary(args) -> int:
     from .summary import run_table
 
+    from .rundir import RunDir
+
     for d in args.run_dirs:
+        if not RunDir(d).finished():
+            return _fail(f"{d}: not a finished run (no metrics.json, or marked INCOMPLETE)")
         print(run_table(d, markdown=args.markdown))
         print()
     return 0

@@ -169,6 +169,8 @@ def run(
 
     params = load_params(params_file, overrides)  # validates before anything is written
     out = run_dir_for(params_file, overrides, out).resolve()
+    if out.exists() and not out.is_dir():
+        raise RunExists(f"{out} is a file, not a run directory")
     if out.exists() and any(out.iterdir()):
         if not replace:
             raise RunExists(_exists_message(out))
@@ -232,7 +234,11 @@ def run_summary(results_root: str | Path | None = None, out: str | Path | None =
     ``out`` (default ``<results_root>/summary``); returns the executed notebook's path."""
     import papermill as pm
 
+    from .summary import find_runs
+
     root = Path(results_root or REPO_ROOT / "results").resolve()
+    if not find_runs(root):  # FileNotFoundError when there is no such folder
+        raise FileNotFoundError(f"{root}: no finished runs to summarise")
     out = Path(out or root / "summary").resolve()
     out.mkdir(parents=True, exist_ok=True)
     nb = out / f"{SUMMARY_NOTEBOOK}.ipynb"

@@ -1,9 +1,11 @@
 import hashlib
 import warnings
+from pathlib import Path
 
 import pytest
 
 from relalign import models
+from relalign.conversion import record_files
 from relalign.models import REGISTRY, ModelFileError, ModelSpec, RegistryModel, resolve_model
 
 
@@ -24,7 +26,7 @@ def _fake_registry(tmp_path, monkeypatch, content: bytes, sha: str):
 def test_checksum_mismatch_is_a_clear_error_and_nothing_is_converted(tmp_path, monkeypatch):
     _fake_registry(tmp_path, monkeypatch, b"not the pinned model file", "0" * 64)
     converted = []
-    monkeypatch.setattr(models, "_convert_gguf", lambda *a: converted.append(a))
+    monkeypatch.setattr(models, "convert_gguf", lambda *a: converted.append(a))
     with pytest.raises(ModelFileError, match="expected 0000"):
         resolve_model(ModelSpec(source="registry", name="fake"), tmp_path / "cache")
     assert not converted
@@ -38,14 +40,41 @@ def test_matching_parts_are_assembled_checked_and_converted_once(tmp_path, monke
 
     def fake_convert(folder, name, out, sha):
         calls.append((folder / name).read_bytes())
-        out.mkdir(parents=True)
-        (out / "relalign-source.json").write_text("{}")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "model.safetensors").write_bytes(b"weights " * 50)
+        record_files(out, name, sha)
         return out
 
-    monkeypatch.setattr(models, "_convert_gguf", fake_convert)
+    monkeypatch.setattr(models, "convert_gguf", fake_convert)
     where1, _ = resolve_model(ModelSpec(source="registry", name="fake"), tmp_path / "cache")
     where2, _ = resolve_model(ModelSpec(source="registry", name="fake"), tmp_path / "cache")
     assert where1 == where2 and calls == [content]
+
+
+def test_a_damaged_converted_copy_is_named_and_converted_again_never_loaded(tmp_path, monkeypatch, capsys):
+    content = b"pretend gguf " * 100
+    _fake_registry(tmp_path, monkeypatch, content, hashlib.sha256(content).hexdigest())
+    calls = []
+
+    def fake_convert(folder, name, out, sha):
+        calls.append(name)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "model.safetensors").write_bytes(b"weights " * 50)
+        record_files(out, name, sha)
+        return out
+
+    monkeypatch.setattr(models, "convert_gguf", fake_convert)
+    where, _ = resolve_model(ModelSpec(source="registry", name="fake"), tmp_path / "cache")
+    weights = Path(where) / "model.safetensors"
+    damaged = bytearray(weights.read_bytes())
+    damaged[10] ^= 0xFF  # same size, one byte flipped
+    weights.write_bytes(bytes(damaged))
+    resolve_model(ModelSpec(source="registry", name="fake"), tmp_path / "cache")
+    assert len(calls) == 2 and "model.safetensors is missing or damaged" in capsys.readouterr().err
+    assert weights.read_bytes() == b"weights " * 50
+    (Path(where) / "relalign-source.json").write_text("{}")  # converted before checksums were recorded
+    resolve_model(ModelSpec(source="registry", name="fake"), tmp_path / "cache")
+    assert len(calls) == 3
 
 
 def test_truncated_assembled_file_is_rebuilt_or_refused(tmp_path, monkeypatch):
@@ -123,10 +152,11 @@ def test_a_changed_file_is_caught_even_after_conversion(tmp_path, monkeypatch):
 
     def fake_convert(folder, name, out, sha):
         out.mkdir(parents=True)
-        (out / "relalign-source.json").write_text("{}")
+        (out / "model.safetensors").write_bytes(b"weights")
+        record_files(out, name, sha)
         return out
 
-    monkeypatch.setattr(models, "_convert_gguf", fake_convert)
+    monkeypatch.setattr(models, "convert_gguf", fake_convert)
     resolve_model(ModelSpec(source="registry", name="fake"), tmp_path / "cache")
     (tmp_path / "site" / "fake_model_pkg" / "data" / "part02.bin").write_bytes(b"truncated")
     with pytest.raises(ModelFileError, match="reinstall fake-model-pkg==1.0"):

@@ -52,6 +52,10 @@ def test_tiny_params_load(write_params):
         ({"name": ".."}, "name"),
         ({"name": "../../x"}, "name"),
         ({"name": "/tmp/x"}, "name"),
+        # a params file places accelerate's processes; it never names what they run
+        ({"training": {"lora": {"launch_args": ["--no_python", "sh", "-c", "touch /tmp/x"]}}}, "training.lora.launch_args"),
+        ({"training": {"lora": {"launch_args": ["--multi_gpu", "--config_file", "x.yaml"]}}}, "training.lora.launch_args"),
+        ({"training": {"lora": {"launch_args": ["--main_process_port"]}}}, "training.lora.launch_args"),
     ],
 )
 def test_bad_params_name_the_key_and_the_file(write_params, changes, key):
@@ -81,6 +85,12 @@ def test_a_malformed_override_is_one_line(write_params):
     with pytest.raises(ParamsError, match=r"--set 'seed=\[1,': not valid YAML") as e:
         load_params(write_params(), ["seed=[1,"])
     assert "\n" not in str(e.value)
+
+
+def test_known_launch_options_pass(write_params):
+    p = load_params(write_params({"training": {"lora": {"launch_args": ["--multi_gpu", "--main_process_port", "29501",
+                                                                         "--mixed_precision=bf16"]}}}))
+    assert p.training.lora.launch_args == ["--multi_gpu", "--main_process_port", "29501", "--mixed_precision=bf16"]
 
 
 def test_overrides(write_params):

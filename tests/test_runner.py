@@ -42,6 +42,14 @@ def test_successful_run_writes_params_and_status(write_params, tmp_path, monkeyp
     assert (out / "ok.ipynb").is_file()
 
 
+def test_a_run_says_which_notebook_it_is_on(write_params, tmp_path, monkeypatch, fake_notebooks, capsys):
+    monkeypatch.setattr(runner, "NOTEBOOKS", ("ok", "ok"))
+    run(write_params(), tmp_path / "out")
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" ...")[0].strip() for line in lines if "..." in line] == ["[1/2] ok", "[2/2] ok"]
+    assert lines[-1].strip().startswith("complete after")
+
+
 def test_existing_results_are_never_overwritten_silently(write_params, tmp_path, monkeypatch, fake_notebooks):
     monkeypatch.setattr(runner, "NOTEBOOKS", ("ok",))
     out = tmp_path / "out"
@@ -118,23 +126,31 @@ def test_failed_run_is_marked_incomplete(write_params, tmp_path, monkeypatch, fa
     assert status["status"] == "failed" and status["failed_notebook"] == "bad"
 
 
-def test_an_interrupted_run_says_so_and_how_to_resume(write_params, tmp_path, monkeypatch, fake_notebooks, capsys):
+def test_an_interrupted_run_says_so_and_how_to_resume(write_params, tmp_path, fake_notebooks, capsys):
     import signal
+    import subprocess
+    import sys
+    import time
 
     from relalign.cli import main
 
-    _notebook(fake_notebooks / "killed.ipynb", "import os, signal\nos.kill(os.getppid(), signal.SIGTERM)\n"
-                                               "import time\ntime.sleep(30)")
-    monkeypatch.setattr(runner, "NOTEBOOKS", ("ok", "killed"))
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        assert main(["run", str(write_params()), "--out", str(tmp_path / "out")]) == 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    assert "interrupted" in capsys.readouterr().err
-    status = json.loads((tmp_path / "out" / "run_status.json").read_text())
-    assert status["status"] == "interrupted" and status["failed_notebook"] == "killed"
-    assert main(["run", str(write_params()), "--out", str(tmp_path / "out")]) == 2
+    started = tmp_path / "started"
+    _notebook(fake_notebooks / "slow.ipynb", f"from pathlib import Path\nPath({str(started)!r}).touch()\n"
+                                             "import time\ntime.sleep(3)")  # a signal takes effect when the running cell ends
+    out = tmp_path / "out"
+    driver = (f"import sys\nfrom pathlib import Path\nfrom relalign import runner\n"
+              f"runner.NOTEBOOK_DIR = Path({str(fake_notebooks)!r})\nrunner.NOTEBOOKS = ('ok', 'slow')\n"
+              f"from relalign.cli import main\nsys.exit(main(['run', {str(write_params())!r}, '--out', {str(out)!r}]))")
+    proc = subprocess.Popen([sys.executable, "-c", driver], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not started.exists() and time.time() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)  # what `kill` or a scheduler's time limit sends
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err
+    status = json.loads((out / "run_status.json").read_text())
+    assert status["status"] == "interrupted" and status["failed_notebook"] == "slow"
+    assert main(["run", str(write_params()), "--out", str(out)]) == 2
     assert "holds an unfinished run (status: interrupted); pass --replace" in capsys.readouterr().err
 
 

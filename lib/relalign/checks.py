@@ -11,7 +11,7 @@ from .adapters import Adapter, DataError
 from .catalog import ADAPTERS
 from .selection import METHODS, PAPER_METHODS
 
-__all__ = ["ParamsError", "check"]
+__all__ = ["ParamsError", "check", "allowed_launch_args"]
 
 
 class ParamsError(ValueError):
@@ -114,3 +114,27 @@ def _check_splits(d, bad) -> None:
     if d.pandas_shuffle_seed and d.max_chars is not None:
         bad("data.pandas_shuffle_seed", "cannot be combined with data.max_chars: the shuffle orders the whole pool, "
                                         "and dropping long questions first would change which rows it indexes")
+
+
+# The `accelerate launch` options a params file may add: how the processes are placed and
+# connected, never what they run (a params file is data, not a command line).
+LAUNCH_FLAGS = frozenset({"--multi_gpu", "--same_network", "--use_fsdp", "--use_deepspeed", "--cpu"})
+LAUNCH_OPTIONS = frozenset({"--mixed_precision", "--num_machines", "--machine_rank", "--main_process_ip",
+                            "--main_process_port", "--gpu_ids", "--rdzv_backend", "--dynamo_backend"})
+
+
+def allowed_launch_args(args: list[str]) -> list[str]:
+    """``args`` if every one is an allowed launch option (with its value); ValueError naming the first that is not."""
+    i = 0
+    while i < len(args):
+        name, has_value = args[i].split("=", 1)[0], "=" in args[i]
+        if name in LAUNCH_FLAGS and not has_value:
+            i += 1
+        elif name in LAUNCH_OPTIONS:
+            if not has_value and (i + 1 >= len(args) or args[i + 1].startswith("-")):
+                raise ValueError(f"{name} needs a value")
+            i += 1 if has_value else 2
+        else:
+            raise ValueError(f"{args[i]!r} is not an accelerate launch option a params file may set "
+                             f"(allowed: {', '.join(sorted(LAUNCH_FLAGS | LAUNCH_OPTIONS))})")
+    return args

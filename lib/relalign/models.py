@@ -16,15 +16,14 @@ downloaded again behind the user's back and no half-loaded model is returned.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import os
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+
+from .conversion import convert_gguf, converted_dir, converted_is_intact, sha256_file
 
 __all__ = [
     "REGISTRY",
@@ -131,17 +130,6 @@ REGISTRY: dict[str, RegistryModel] = {
 }
 
 
-def sha256_file(*paths: Path, chunk: int = 1 << 20) -> str:
-    """sha256 of the files' contents concatenated in order (one file: its own checksum), read in
-    chunks, without writing the concatenation."""
-    h = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as f:
-            while block := f.read(chunk):
-                h.update(block)
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     """Where a model comes from (one entry of params: ``weak.model`` or ``strong.model``)."""
@@ -207,34 +195,6 @@ class ModelSpec:
         return d
 
 
-def _converted_dir(cache_dir: Path, key: str, sha: str) -> Path:
-    return cache_dir / "models" / f"{key}-{sha[:16]}"
-
-
-def _convert_gguf(folder: Path, gguf_file: str, out: Path, sha: str) -> Path:
-    """Dequantise a GGUF file once with transformers and save an ordinary checkpoint."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
-    try:
-        tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        (tmp / "relalign-source.json").write_text(json.dumps({"gguf_file": gguf_file, "sha256": sha}))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)  # atomic: a half-written conversion never looks finished
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
 def verify_registry(model: RegistryModel) -> list[Path]:
     """The installed parts of ``model``, after checking their checksum (every run, before use)."""
     parts = model.part_paths()
@@ -277,13 +237,13 @@ def resolve_model(spec: ModelSpec, cache_dir: Path) -> tuple[str, dict]:
         return str(spec.id), ({"revision": spec.revision} if spec.revision else {})
     if spec.source == "registry":
         reg = REGISTRY[spec.name]
-        out = _converted_dir(cache_dir, reg.name, reg.sha256)
-        if (out / "relalign-source.json").is_file():
+        out = converted_dir(cache_dir, reg.name, reg.sha256)
+        if converted_is_intact(out):
             verify_registry(reg)  # the installed file is still the pinned one
         else:
             gguf = _assemble_registry(reg, cache_dir)
             out.parent.mkdir(parents=True, exist_ok=True)
-            _convert_gguf(gguf.parent, gguf.name, out, reg.sha256)
+            convert_gguf(gguf.parent, gguf.name, out, reg.sha256)
         return str(out), {}
     folder = Path(spec.path).expanduser()
     if not spec.gguf_file:
@@ -294,10 +254,10 @@ def resolve_model(spec: ModelSpec, cache_dir: Path) -> tuple[str, dict]:
     sha = sha256_file(gguf)
     if spec.sha256 and sha != spec.sha256:
         raise ModelFileError(f"{gguf} has sha256 {sha}, expected {spec.sha256}")
-    out = _converted_dir(cache_dir, Path(spec.gguf_file).stem, sha)
-    if not (out / "relalign-source.json").is_file():
+    out = converted_dir(cache_dir, Path(spec.gguf_file).stem, sha)
+    if not converted_is_intact(out):
         out.parent.mkdir(parents=True, exist_ok=True)
-        _convert_gguf(folder, spec.gguf_file, out, sha)
+        convert_gguf(folder, spec.gguf_file, out, sha)
     return str(out), {}
 
 

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from .adapters import Adapter, CustomSpec, custom_adapter
 from .catalog import ADAPTERS
-from .checks import ParamsError, check
+from .checks import ParamsError, allowed_launch_args, check
 from .data import SplitSpec
 from .head import PRIORS, HeadSettings
 from .losses import NORMALISATIONS
@@ -56,6 +56,9 @@ PlainName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$", max_length=100), 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+
+
+LaunchArgs = Annotated[list[str], AfterValidator(allowed_launch_args)]
 
 
 class SplitParams(Section):
@@ -128,7 +131,7 @@ class LoraParams(Section):
     max_steps: int = -1  # > 0 caps the steps (smoke tests)
     gradient_checkpointing: bool = False
     num_processes: Count = 1  # > 1: each training run goes through `accelerate launch` (data parallel)
-    launch_args: list[str] = []  # more `accelerate launch` options, e.g. [--multi_gpu]
+    launch_args: LaunchArgs = []  # more `accelerate launch` options, e.g. [--multi_gpu]
     # answer_tokens: weight x token loss over the step's answer tokens (every method alike);
     # all_positions: the reference's mean over every position, prompt and padding included
     loss_normalisation: Literal[NORMALISATIONS] = "answer_tokens"

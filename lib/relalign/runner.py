@@ -10,10 +10,13 @@ leaves the old results where :func:`set_aside` put them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
+import signal
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Sequence
@@ -111,6 +114,11 @@ def peak_child_rss_gib() -> float:
     return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2)  # Linux: KiB
 
 
+def _elapsed(since: float) -> str:
+    m, sec = divmod(int(time.time() - since), 60)
+    return f"{m} min {sec:02d} s"
+
+
 def _exists_message(out: Path) -> str:
     status = RunDir(out).status().get("status")
     if status and status != "complete":
@@ -119,13 +127,18 @@ def _exists_message(out: Path) -> str:
     return f"{out} exists; pass --replace to replace it, or --out for another directory"
 
 
-def _interrupt_on_sigterm() -> None:
-    """A SIGTERM (``kill``, a scheduler's time limit) ends a run as Ctrl-C does: marked interrupted."""
-    import signal
-    import threading
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """While a run goes, a SIGTERM (``kill``, a scheduler's time limit) ends it as Ctrl-C does:
+    marked interrupted, when the running cell ends. The previous handler is restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def replaced_path(out: Path) -> Path:
@@ -185,34 +198,37 @@ def run(
     started = time.time()
     rundir.update_status(status="running", params_file=str(params_file), overrides=list(overrides), started=started,
                          code_at_start=code_state())
-    _interrupt_on_sigterm()
-    for name in NOTEBOOKS:
-        rundir.update_status(notebook=name)
-        try:
-            pm.execute_notebook(
-                str(NOTEBOOK_DIR / f"{name}.ipynb"),
-                str(out / f"{name}.ipynb"),
-                parameters={"params_file": _for_notebook(out / "params.yaml"), "run_dir": _for_notebook(out)},
-                kernel_name=kernel_name,
-                cwd=str(NOTEBOOK_DIR),
-                progress_bar=False,
-                log_output=log_output,
-                kernel_manager_class=IPCKernelManager.get(),
-            )
-            _relative_paths(out / f"{name}.ipynb")
-            rundir.update_status(peak_rss_gib=peak_child_rss_gib())
-        except pm.PapermillExecutionError as e:
-            rundir.update_status(status="failed", failed_notebook=name, error=f"{e.ename}: {e.evalue}",
-                                 seconds=time.time() - started)
-            raise RunFailed(f"{name} failed: {e.ename}: {e.evalue} (see {out / (name + '.ipynb')})") from None
-        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (below)
-            rundir.update_status(status="interrupted", failed_notebook=name, seconds=time.time() - started)
-            raise
-        except BaseException as e:  # the kernel died, ...
-            rundir.update_status(status="failed", failed_notebook=name, error=repr(e), seconds=time.time() - started)
-            raise
+    with _sigterm_interrupts():
+        print(f"run {out}", flush=True)
+        for i, name in enumerate(NOTEBOOKS, 1):
+            print(f"  [{i}/{len(NOTEBOOKS)}] {name} ... (started {_elapsed(started)} in)", flush=True)
+            rundir.update_status(notebook=name)
+            try:
+                pm.execute_notebook(
+                    str(NOTEBOOK_DIR / f"{name}.ipynb"),
+                    str(out / f"{name}.ipynb"),
+                    parameters={"params_file": _for_notebook(out / "params.yaml"), "run_dir": _for_notebook(out)},
+                    kernel_name=kernel_name,
+                    cwd=str(NOTEBOOK_DIR),
+                    progress_bar=False,
+                    log_output=log_output,
+                    kernel_manager_class=IPCKernelManager.get(),
+                )
+                _relative_paths(out / f"{name}.ipynb")
+                rundir.update_status(peak_rss_gib=peak_child_rss_gib())
+            except pm.PapermillExecutionError as e:
+                rundir.update_status(status="failed", failed_notebook=name, error=f"{e.ename}: {e.evalue}",
+                                     seconds=time.time() - started)
+                raise RunFailed(f"{name} failed: {e.ename}: {e.evalue} (see {out / (name + '.ipynb')})") from None
+            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (_sigterm_interrupts)
+                rundir.update_status(status="interrupted", failed_notebook=name, seconds=time.time() - started)
+                raise
+            except BaseException as e:  # the kernel died, ...
+                rundir.update_status(status="failed", failed_notebook=name, error=repr(e), seconds=time.time() - started)
+                raise
     rundir.mark_complete()
     rundir.update_status(status="complete", notebook=None, seconds=time.time() - started)
+    print(f"  complete after {_elapsed(started)}", flush=True)
     previous = replaced_path(out)  # this run's, or one a failed replacement left
     if previous.exists():
         shutil.rmtree(previous)

@@ -1,0 +1,88 @@
+"""Converted checkpoints: a GGUF file dequantised once into an ordinary checkpoint in the cache,
+with the sha256 of each of its files, checked before every use (a damaged copy is converted again,
+never loaded)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = ["SOURCE", "sha256_file", "converted_dir", "converted_is_intact", "record_files", "convert_gguf"]
+
+
+def sha256_file(*paths: Path, chunk: int = 1 << 20) -> str:
+    """sha256 of the files' contents concatenated in order (one file: its own checksum), read in
+    chunks, without writing the concatenation."""
+    h = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            while block := f.read(chunk):
+                h.update(block)
+    return h.hexdigest()
+
+
+SOURCE = "relalign-source.json"  # in a converted checkpoint: its GGUF file and the sha256 of each file
+
+
+def converted_dir(cache_dir: Path, key: str, sha: str) -> Path:
+    return cache_dir / "models" / f"{key}-{sha[:16]}"
+
+
+_INTACT: set[tuple] = set()  # converted checkpoints checked in this process (path, sizes, mtimes)
+
+
+def converted_is_intact(out: Path) -> bool:
+    """Whether the converted checkpoint in ``out`` is complete and every file still has the
+    checksum recorded when it was written. A damaged file is named on stderr; a checkpoint
+    converted before checksums were recorded counts as not intact (it is converted again)."""
+    manifest = out / SOURCE
+    if not manifest.is_file():
+        return False
+    files = json.loads(manifest.read_text()).get("files")
+    if not files:
+        return False
+    state = (str(out), *((n, (out / n).stat().st_size, (out / n).stat().st_mtime_ns) for n in files
+                         if (out / n).is_file()))
+    if state in _INTACT:
+        return True
+    for name, want in files.items():
+        if not (out / name).is_file() or sha256_file(out / name) != want:
+            print(f"relalign: {out / name} is missing or damaged (checksum differs); converting the model again",
+                  file=sys.stderr, flush=True)
+            return False
+    _INTACT.add(state)
+    return True
+
+
+def record_files(out: Path, gguf_file: str, sha: str) -> None:
+    """Write ``out``'s manifest: the GGUF file it was made from, and the sha256 of each of its files."""
+    files = {f.name: sha256_file(f) for f in sorted(out.iterdir()) if f.is_file() and f.name != SOURCE}
+    (out / SOURCE).write_text(json.dumps({"gguf_file": gguf_file, "sha256": sha, "files": files}))
+
+
+def convert_gguf(folder: Path, gguf_file: str, out: Path, sha: str) -> Path:
+    """Dequantise a GGUF file once with transformers and save an ordinary checkpoint."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
+    try:
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        record_files(tmp, gguf_file, sha)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)  # atomic: a half-written conversion never looks finished
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out

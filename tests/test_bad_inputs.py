@@ -1,8 +1,6 @@
 """Bad input, as a careless or hurried user gives it: every case must end with exit status 2 and
 one line naming the problem, no traceback, nothing written and nothing deleted."""
 
-import json
-
 import pytest
 
 from relalign.cli import main
@@ -138,4 +136,3 @@ def test_command_line_misuse(write_params, tmp_path, capsys, guarded):
 
 def test_there_are_at_least_forty_cases():
     assert len(PARAMS_CHANGES) + len(RAW_FILES) + len(DATA_FILES) + 13 >= 40
-    json.dumps(sorted(PARAMS_CHANGES))  # the case names are plain strings

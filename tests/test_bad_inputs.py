@@ -58,6 +58,12 @@ DATA_FILES = {  # a custom dataset from one file, read as the pool "all"
     "unknown label": ("data.csv", b"text,label\n" + b"".join(b"row %d,maybe\n" % i for i in range(40))),
     "missing column": ("data.csv", b"words,label\n" + b"".join(b"row %d,yes\n" % i for i in range(40))),
     "unsupported type": ("data.txt", b"text label\n"),
+    "ragged csv": ("data.csv", b"text,label\n" + b"".join(b"row %d,yes\n" % i for i in range(20)) + b"x,yes,3\n"),
+    "latin-1 csv": ("data.csv", b"text,label\n" + b"".join(b"row %d,yes\n" % i for i in range(20)) + b"caf\xe9,no\n"),
+    "unclosed quote": ("data.csv", b"text,label\n" + b"".join(b"row %d,yes\n" % i for i in range(20)) + b'"a,no\n'),
+    "latin-1 jsonl": ("data.jsonl", b'{"text": "caf\xe9", "label": 0}\n'),
+    "one megabyte row": ("data.csv", b"text,label\n" + b"".join(b"row %d,yes\n" % i for i in range(20))
+                         + b"x" * 2**20 + b",no\n"),
 }
 
 
@@ -129,10 +135,12 @@ def test_command_line_misuse(write_params, tmp_path, capsys, guarded):
         ["report", "--results", str(tmp_path / "no-results")],
         ["report", "--markdown", "--results", str(thesis)],
         ["compare", str(thesis), str(tmp_path / "no-run")],
+        ["train", params, "--run-dir", str(out), "--role", "strong", "--name", "bogus"],
+        ["train", params, "--run-dir", str(out), "--role", "weak", "--name", "naive"],
     ):
         _one_line_exit_2(capsys, argv)
     assert a_file.read_text() == "notes"
 
 
 def test_there_are_at_least_forty_cases():
-    assert len(PARAMS_CHANGES) + len(RAW_FILES) + len(DATA_FILES) + 13 >= 40
+    assert len(PARAMS_CHANGES) + len(RAW_FILES) + len(DATA_FILES) + 15 >= 40

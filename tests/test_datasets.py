@@ -382,3 +382,46 @@ def test_gsm8k_needs_lora_and_enough_templates(write_params, data_root):
     with pytest.raises(ParamsError, match="reliability.k"):
         load_params(path, ["reliability.k=6"])
     assert load_params(path, ["reliability.k=6", "generation.variations=sampling"]).reliability.k == 6
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"text,label\na,yes\nb,no,3\n", "line 3: 3 cells, but the header has 2 (text, label)"),
+    (b"text,label\na,yes\ncaf\xe9,no\n", "line 3: not UTF-8 text (byte 20)"),
+    (b"text,label\na,yes\n\"b,no\n", "line 3: not valid CSV"),
+    (b"text,text\na,yes\n", "line 1: the header names a column twice"),
+    (b"text,label\n", "a header and no rows"),
+    (b"", "empty file"),
+])
+def test_a_malformed_csv_names_its_line(tmp_path, content, message):
+    from relalign.data import _read_csv
+
+    (tmp_path / "d.csv").write_bytes(content)
+    with pytest.raises(DataError) as e:
+        _read_csv(tmp_path / "d.csv")
+    assert str(e.value) == f"{tmp_path / 'd.csv'}: {message}" or str(e.value).startswith(f"{tmp_path / 'd.csv'}: {message}")
+
+
+def test_csv_cells_are_text_and_an_empty_cell_is_empty_not_missing(tmp_path):
+    from relalign.adapters import CustomSpec, custom_adapter
+    from relalign.data import _read_csv
+
+    (tmp_path / "d.csv").write_text("text,label\nfine,1\n,0\n")
+    records = _read_csv(tmp_path / "d.csv")
+    assert records == [{"text": "fine", "label": "1"}, {"text": "", "label": "0"}]
+    adapter = custom_adapter(CustomSpec(text="text", label="label", answers=("no", "yes")))
+    with pytest.raises(DataError) as e:
+        adapter.questions(records, "d.csv", "t")
+    assert "row 1" in str(e.value) and "empty" in str(e.value) and "missing" not in str(e.value)
+
+
+def test_a_text_far_longer_than_a_question_is_refused_or_left_out(caplog):
+    from relalign.data import LONG_TEXT, drop_long
+    from relalign.prompts import Question
+
+    qs = [Question(qid=f"q{i}", text="x" * n, choices=("a", "b"), answer=0) for i, n in enumerate([10, LONG_TEXT + 1, 2**20])]
+    with pytest.raises(DataError, match=r"pool all: 2 of 3 questions are longer than 20,000 characters \(the longest, q2, "
+                                        r"has 1,048,576\)"):
+        drop_long({"all": qs}, None)
+    assert [q.qid for q in drop_long({"all": qs}, 100)["all"]] == ["q0"]
+    assert "left out 2 of 3 questions" in caplog.text
+    assert len(drop_long({"all": qs}, 2**21)["all"]) == 3

@@ -1,4 +1,5 @@
 import hashlib
+import time
 import warnings
 from pathlib import Path
 
@@ -58,12 +59,30 @@ def test_matching_parts_are_assembled_checked_and_converted_once(tmp_path, monke
     assert where1 == where2 and calls == [content]
 
 
+def test_a_converted_copy_is_hashed_once_per_version_of_its_files(tmp_path, monkeypatch):
+    from relalign import conversion
+
+    content = b"pretend gguf " * 100
+    _fake_registry(tmp_path, monkeypatch, content, hashlib.sha256(content).hexdigest())
+    _fake_conversion(monkeypatch)
+    where, _ = resolve_model(ModelSpec(source="registry", name="fake"), tmp_path / "cache")
+    hashed = []
+    real = conversion.sha256_file
+    monkeypatch.setattr(conversion, "sha256_file", lambda *p, **k: hashed.append(p) or real(*p, **k))
+    assert conversion.converted_is_intact(Path(where)) and conversion.converted_is_intact(Path(where))
+    assert not hashed  # verified when converted; the files have not changed since
+    time.sleep(0.05)
+    (Path(where) / "model.safetensors").write_bytes(b"weights " * 50)  # the same bytes, written again
+    assert conversion.converted_is_intact(Path(where)) and len(hashed) == 1
+
+
 def test_a_damaged_converted_copy_is_named_and_converted_again_never_loaded(tmp_path, monkeypatch, capsys):
     content = b"pretend gguf " * 100
     _fake_registry(tmp_path, monkeypatch, content, hashlib.sha256(content).hexdigest())
     calls = _fake_conversion(monkeypatch)
     where, _ = resolve_model(ModelSpec(source="registry", name="fake"), tmp_path / "cache")
     weights = Path(where) / "model.safetensors"
+    time.sleep(0.05)  # file times are coarse: a write in the same clock tick could keep the old one
     damaged = bytearray(weights.read_bytes())
     damaged[10] ^= 0xFF  # same size, one byte flipped
     weights.write_bytes(bytes(damaged))

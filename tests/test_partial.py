@@ -346,3 +346,26 @@ def test_params_reject_layers_below_one(write_params, value):
     with pytest.raises(ParamsError, match=r"'training.lora.layers': input should be greater than or equal to 1"):
         load_params(write_params({"training": {"lora": {"layers": value}}}))
     assert load_params(write_params({"training": {"lora": {"layers": 2}}})).training.lora.layers == 2
+
+
+def test_the_untrained_model_answers_from_the_cached_states_as_the_full_model_does(write_params, tmp_path, monkeypatch):
+    """Zero-shot in partial LoRA: the untrained top layers on the bottom states that the trained models
+    reuse -- the full model's letter log-probabilities, with C's states computed once for both."""
+    import relalign.partial
+    from relalign import answering, stages
+
+    run = stages.open_run(write_params({"training": {"mode": "lora", "views": "variations", "lora": {"layers": 1}}}),
+                          tmp_path / "run")
+    computed = []
+    original = relalign.partial.bottom_states
+    monkeypatch.setattr(relalign.partial, "bottom_states",
+                        lambda model, seqs, *a: computed.append(len(seqs)) or original(model, seqs, *a))
+    prompts = run.task.canonical_prompts("C")
+    got = answering.answers(run, "weak", None)
+    assert computed == [len(prompts)]
+    model, tok = run.pool.model("weak")
+    full = _log_softmax(score_prompts(model, tok, prompts, keep_hidden=False, option_logprobs=False,
+                                      progress=False).letter_logprob)
+    assert got == run.task.choices(prompts, full).tolist()
+    stages.weak_supervisor(run)  # the trained supervisor answers C from the same states
+    assert computed[1:] == [len(run.task.canonical_prompts("A"))]

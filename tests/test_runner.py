@@ -50,6 +50,18 @@ def test_a_run_says_which_notebook_it_is_on(write_params, tmp_path, monkeypatch,
     assert lines[-1].strip().startswith("complete after")
 
 
+def test_a_run_prints_what_a_long_step_is_doing(write_params, tmp_path, monkeypatch, fake_notebooks, capsys):
+    _notebook(fake_notebooks / "long.ipynb", "import time\nfrom relalign.progress import Bar\n"
+                                             "with Bar(total=4, desc='scoring B', unit='prompt') as bar:\n"
+                                             "    for _ in range(4):\n        time.sleep(1.5)\n        bar.update(1)\n"
+                                             "time.sleep(3)")
+    monkeypatch.setattr(runner, "NOTEBOOKS", ("long",))
+    out = run(write_params(), tmp_path / "out")
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    assert any(line.startswith("scoring B: ") and line.endswith("/4 prompt") for line in lines), lines
+    assert not (out / ".progress.json").exists()
+
+
 def test_existing_results_are_never_overwritten_silently(write_params, tmp_path, monkeypatch, fake_notebooks):
     monkeypatch.setattr(runner, "NOTEBOOKS", ("ok",))
     out = tmp_path / "out"
@@ -136,7 +148,7 @@ def test_an_interrupted_run_says_so_and_how_to_resume(write_params, tmp_path, fa
 
     started = tmp_path / "started"
     _notebook(fake_notebooks / "slow.ipynb", f"from pathlib import Path\nPath({str(started)!r}).touch()\n"
-                                             "import time\ntime.sleep(3)")  # a signal takes effect when the running cell ends
+                                             "import time\ntime.sleep(600)")  # a signal stops the running cell
     out = tmp_path / "out"
     driver = (f"import sys\nfrom pathlib import Path\nfrom relalign import runner\n"
               f"runner.NOTEBOOK_DIR = Path({str(fake_notebooks)!r})\nrunner.NOTEBOOKS = ('ok', 'slow')\n"
@@ -145,8 +157,11 @@ def test_an_interrupted_run_says_so_and_how_to_resume(write_params, tmp_path, fa
     deadline = time.time() + 120
     while not started.exists() and time.time() < deadline:
         time.sleep(0.5)
+    time.sleep(1)
     proc.send_signal(signal.SIGTERM)  # what `kill` or a scheduler's time limit sends
+    signalled = time.time()
     _, err = proc.communicate(timeout=120)
+    assert time.time() - signalled < 60  # the cell was stopped, not waited for
     assert proc.returncode == 130 and "interrupted" in err
     status = json.loads((out / "run_status.json").read_text())
     assert status["status"] == "interrupted" and status["failed_notebook"] == "slow"

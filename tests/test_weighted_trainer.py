@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 
+import numpy as np
 import pytest
 import torch
 from datasets import Dataset
@@ -216,6 +217,43 @@ def test_an_interrupted_lora_run_resumes_from_its_last_checkpoint(tiny_model, tm
     # the adapter names its base as the caller does, not by the folder the base was loaded from
     config = json.loads((tmp_path / "m" / "adapter" / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == "org/base@abc"
+
+
+def test_a_damaged_adapter_is_named_and_trained_again(tiny_model, tmp_path, capsys):
+    from transformers import TrainerCallback
+
+    from relalign.learners import LoraLearner
+    from relalign.params import LoraParams
+    from relalign.prompts import Question, render
+
+    base, tok = copy.deepcopy(tiny_model[0]), tiny_model[1]
+    qs = [Question(str(i), f"Question : what is the {w} ?", ("ice", "fire", "rock", "atom"), i % 4)
+          for i, w in enumerate(["sun", "moon", "star", "earth"])]
+    prompts, targets = [render(q) for q in qs], [q.answer for q in qs]
+
+    class Trained(TrainerCallback):
+        runs = 0
+
+        def on_train_begin(self, args, state, control, **kw):
+            Trained.runs += 1
+
+    lora = LoraParams(batch_size=2, micro_batch_size=2, max_steps=2, lr=1e-3, max_length=64)
+    learner = LoraLearner(lambda: (base, tok), lora, seed=0, out_dir=tmp_path, callbacks=[Trained()])
+    first = learner.fit("m", prompts, targets, [1.0] * 4, fingerprint="fp")
+    want = first.logprobs(prompts)
+    first.close()
+    learner.fit("m", prompts, targets, [1.0] * 4, fingerprint="fp").close()
+    assert Trained.runs == 1  # intact: loaded, not trained again
+    weights = tmp_path / "m" / "adapter" / "adapter_model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0xFF  # same size, one byte of a tensor changed
+    weights.write_bytes(bytes(data))
+    capsys.readouterr()
+    again = learner.fit("m", prompts, targets, [1.0] * 4, fingerprint="fp")
+    assert Trained.runs == 2
+    assert f"{weights} is missing or damaged" in capsys.readouterr().err
+    np.testing.assert_allclose(again.logprobs(prompts), want, atol=1e-6)  # the same adapter, trained again
+    again.close()
 
 
 @pytest.mark.parametrize("family", ["llama", "mistral", "qwen2", "gemma", "gemma3_text"])

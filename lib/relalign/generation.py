@@ -16,10 +16,10 @@ from functools import lru_cache
 from typing import Sequence
 
 import torch
-from tqdm import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from .answers import final_line_complete
+from .progress import Bar
 
 __all__ = ["Decoding", "FinalAnswerStop", "generate"]
 
@@ -161,7 +161,7 @@ def generate(model, tokenizer, prompts: Sequence[str], decoding: Decoding = Deco
     if decoding.do_sample:
         torch.manual_seed(decoding.seed)
     desc = progress if isinstance(progress, str) else "generating"
-    with tqdm(total=len(prompts), desc=desc, disable=not progress, unit="prompt") as bar:
+    with Bar(total=len(prompts), desc=desc, disable=not progress, unit="prompt") as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             width = max(len(enc[i]) for i in idx)

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import math
 import shutil
+import sys
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
@@ -50,6 +51,36 @@ def is_trained(folder: Path, fingerprint: str) -> bool:
     """Whether ``folder`` holds what was trained for ``fingerprint`` (written last, after the model)."""
     f = folder / FINGERPRINT
     return f.is_file() and f.read_text().strip() == fingerprint
+
+
+ADAPTER_SUMS = "adapter-sha256.json"  # beside a saved LoRA adapter: the sha256 of each of its files
+
+
+def record_adapter(folder: Path) -> None:
+    """Write the sha256 of each file of ``folder/adapter`` (before the fingerprint, which says done)."""
+    from .conversion import sha256_file
+
+    files = {f.name: sha256_file(f) for f in sorted((folder / "adapter").iterdir()) if f.is_file()}
+    (folder / ADAPTER_SUMS).write_text(json.dumps(files))
+
+
+def adapter_is_intact(folder: Path) -> bool:
+    """Whether every file of the saved adapter still has its recorded checksum; a missing or damaged
+    one is named on stderr (the caller trains the adapter again, never loads it)."""
+    from .conversion import sha256_file
+
+    sums = folder / ADAPTER_SUMS
+    files = json.loads(sums.read_text()) if sums.is_file() else {}
+    if not files:
+        print(f"relalign: {folder / 'adapter'} has no recorded checksums; training it again", file=sys.stderr, flush=True)
+        return False
+    for name, want in files.items():
+        path = folder / "adapter" / name
+        if not path.is_file() or sha256_file(path) != want:
+            print(f"relalign: {path} is missing or damaged (checksum differs); training the adapter again",
+                  file=sys.stderr, flush=True)
+            return False
+    return True
 
 
 class HeadPredictor:
@@ -196,10 +227,13 @@ class LoraLearner:
         from peft import LoraConfig, get_peft_model
 
         from .lora import answer_text, encode_rows, target_modules_for, training_arguments
+        from .progress import training_callback
 
         folder = self.out_dir / name
         if is_trained(folder, fingerprint):
-            return self.load(name)
+            if adapter_is_intact(folder):
+                return self.load(name)
+            (folder / FINGERPRINT).unlink(missing_ok=True)  # no longer done: trained again below
         base, tok = self.load_model()
         if self.lora.gradient_checkpointing:
             base.enable_input_require_grads()  # checkpointed LoRA needs gradients flowing into the inputs
@@ -229,7 +263,7 @@ class LoraLearner:
             args=args,
             train_dataset=train_set,
             data_collator=collator,
-            callbacks=self.callbacks,
+            callbacks=[*(self.callbacks or []), training_callback(name)],
             aux_coef=self.aux_coef,
             aux_warmup=self.aux_warmup,
             normalisation=self.lora.loss_normalisation,
@@ -250,11 +284,19 @@ class LoraLearner:
             # The vocabulary is never resized, so no embedding layer is saved (PEFT's "auto" would
             # look the base name up on the hub to find out).
             model.save_pretrained(folder / "adapter", save_embedding_layers=False)
+            record_adapter(folder)
             shutil.rmtree(ckpt_dir, ignore_errors=True)
             (folder / FINGERPRINT).write_text(fingerprint)
         trainer.accelerator.wait_for_everyone()
         model.eval()
         return LoraPredictor(model, tok, self.batch_tokens, self.partial)
+
+    def untrained_logprobs(self, prompts: Sequence[Prompt], desc: str = "untrained") -> np.ndarray:
+        """The base model's answers (letter log-probabilities, ``[n, m]``), by the path a trained model
+        answers by: with ``lora.layers``, the top layers on the cached bottom states that training and
+        evaluation share."""
+        base, tok = self.load_model()
+        return LoraPredictor(base, tok, self.batch_tokens, self.partial).logprobs(prompts, desc)
 
     def load(self, name) -> LoraPredictor:
         from peft import PeftModel

@@ -42,6 +42,7 @@ import torch
 
 from .cache import atomic_write, digest
 from .lora import WeightedCollator, WeightedTrainer
+from .progress import Bar
 from .prompts import Prompt
 from .scoring import _body, score_prompts
 
@@ -140,7 +141,7 @@ def bottom_states(model, sequences: Sequence[Sequence[int]], n: int, max_tokens:
     body.eval()
     out: list[np.ndarray] = [np.empty(0)] * len(sequences)
     try:
-        with only_layers(model, 0, first):
+        with only_layers(model, 0, first), Bar(total=len(sequences), desc="bottom states", unit="sequence") as bar:
             for batch in length_batches([len(s) for s in sequences], max_tokens):
                 width = max(len(sequences[i]) for i in batch)
                 ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
@@ -153,6 +154,7 @@ def bottom_states(model, sequences: Sequence[Sequence[int]], n: int, max_tokens:
                 hidden = seen.pop().float().cpu().numpy()
                 for r, i in enumerate(batch):
                     out[i] = hidden[r, : len(sequences[i])].copy()
+                bar.update(len(batch))
     finally:
         hook.remove()
         body.train(was_training)

@@ -43,6 +43,20 @@ class IPCKernelManager:
     which keeps the kernels' "running over TCP without encryption" warnings out of the output."""
 
     _cls = None
+    active = None  # the last kernel manager made: the running notebook's
+
+    @classmethod
+    def interrupt(cls) -> bool:
+        """Send the running kernel SIGINT (its cell stops with KeyboardInterrupt); False if none runs."""
+        provisioner = getattr(cls.active, "provisioner", None)
+        pid = getattr(getattr(provisioner, "process", None), "pid", None)
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, signal.SIGINT)
+        except OSError:
+            return False
+        return True
 
     @classmethod
     def get(cls):
@@ -56,6 +70,7 @@ class IPCKernelManager:
                     # (a killed kernel leaves them behind)
                     kw.setdefault("ip", tempfile.mkdtemp(prefix="relalign-kernel-") + "/ipc")
                     super().__init__(**kw)
+                    cls.active = self  # the kernel a Ctrl-C or SIGTERM interrupts
 
             cls._cls = _IPC
         return cls._cls
@@ -129,17 +144,58 @@ def _exists_message(out: Path) -> str:
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts():
-    """While a run goes, a SIGTERM (``kill``, a scheduler's time limit) ends it as Ctrl-C does:
-    marked interrupted, when the running cell ends. The previous handler is restored after."""
+def _interrupts():
+    """While a run goes, Ctrl-C and SIGTERM (``kill``, a scheduler's time limit) end it at once: the
+    running notebook's kernel is interrupted (its cell stops), and the run is marked interrupted. The
+    previous handlers are restored after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+    def handler(signum, frame):
+        _interrupts.requested = True
+        if not IPCKernelManager.interrupt():  # no kernel yet: stop here
+            raise KeyboardInterrupt
+
+    _interrupts.requested = False
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+
+@contextlib.contextmanager
+def _progress_lines(out: Path, every: float = 30.0):
+    """While a notebook runs, print what its long step is doing (:mod:`relalign.progress`): a line
+    when the step changes, and at most every ``every`` seconds while it goes."""
+    from .progress import ENV, describe, read
+
+    path = out / ".progress.json"
+    os.environ[ENV] = str(path)  # the kernels inherit it
+    stop = threading.Event()
+
+    def watch():
+        shown, when = None, 0.0
+        while not stop.wait(2.0):
+            p = read(path)
+            if not p:
+                continue
+            line = describe(p)
+            if line != shown and (p["desc"] != (shown or "").split(":")[0] or time.monotonic() - when >= every):
+                print(f"        {line}", flush=True)
+                shown, when = line, time.monotonic()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        os.environ.pop(ENV, None)
+        path.unlink(missing_ok=True)
 
 
 def replaced_path(out: Path) -> Path:
@@ -201,7 +257,7 @@ def run(
     started = time.time()
     rundir.update_status(status="running", params_file=str(params_file), overrides=list(overrides), started=started,
                          code_at_start=code_state())
-    with _sigterm_interrupts():
+    with _interrupts(), (contextlib.nullcontext() if log_output else _progress_lines(out)):
         print(f"run {out}", flush=True)
         for i, name in enumerate(NOTEBOOKS, 1):
             print(f"  [{i}/{len(NOTEBOOKS)}] {name} ... (started {_elapsed(started)} in)", flush=True)
@@ -220,10 +276,13 @@ def run(
                 _relative_paths(out / f"{name}.ipynb")
                 rundir.update_status(peak_rss_gib=peak_child_rss_gib())
             except pm.PapermillExecutionError as e:
+                if _interrupts.requested or e.ename == "KeyboardInterrupt":
+                    rundir.update_status(status="interrupted", failed_notebook=name, seconds=time.time() - started)
+                    raise KeyboardInterrupt from None
                 rundir.update_status(status="failed", failed_notebook=name, error=f"{e.ename}: {e.evalue}",
                                      seconds=time.time() - started)
                 raise RunFailed(f"{name} failed: {e.ename}: {e.evalue} (see {out / (name + '.ipynb')})") from None
-            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (_sigterm_interrupts)
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM before a kernel runs (_interrupts)
                 rundir.update_status(status="interrupted", failed_notebook=name, seconds=time.time() - started)
                 raise
             except BaseException as e:  # the kernel died, ...

@@ -23,8 +23,8 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm  # text bars: readable in stored notebook outputs and logs
 
+from .progress import Bar
 from .prompts import Prompt
 
 
@@ -246,7 +246,7 @@ def score_prompts(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     body = _body(model)
     desc = progress if isinstance(progress, str) else "scoring prompts"
-    with tqdm(total=n, desc=desc, disable=not progress, unit="prompt") as bar:
+    with Bar(total=n, desc=desc, disable=not progress, unit="prompt") as bar:
         for batch_groups in batches:
             shared = shared_prefix and any(pre > 0 for _, pre in batch_groups)
             if shared and any(pre == 0 for _, pre in batch_groups):

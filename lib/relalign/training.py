@@ -87,12 +87,12 @@ def fit(params, pool: ModelPool, rundir: RunDir, role: str, name: str, the_learn
     process of ``accelerate launch`` asks for), or -- LoRA with ``training.lora.num_processes`` > 1 --
     by ``accelerate launch`` of ``relalign train`` on the run directory's params.yaml, whose saved
     adapter is then loaded; the fingerprint tells that it is the one asked for."""
-    from .learners import is_trained
+    from .learners import adapter_is_intact, is_trained
 
     fp = trained_fingerprint(params, pool, role, the_learner, data)
     if not here and params.training.mode == "lora" and params.training.lora.num_processes > 1:
         folder = the_learner.out_dir / name
-        if not is_trained(folder, fp):
+        if not (is_trained(folder, fp) and adapter_is_intact(folder)):
             pool.release()
             if not rundir.has_params():
                 rundir.write_params(params.to_dict())

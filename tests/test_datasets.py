@@ -310,14 +310,19 @@ def test_gsm8k_records_keep_the_solution_and_its_final_number(data_root):
     assert len(set(prompts)) == 5 and all("What is 3 plus 3?" in t for t in prompts)
 
 
-def _gsm8k_params(write_params, data_root, **generation):
+def _gsm8k_params(write_params, data_root, views="variations", **generation):
     return write_params({
         "data": {"dataset": "gsm8k", "source": "local", "path": str(data_root / "gsm8k"),
                  "splits": {"A": {"pool": "train", "n": None, "rows": [0, 12]}, "B": {"pool": "train", "n": None, "rows": [12, 20]},
                             "C": {"pool": "test", "n": 6}}},
-        "training": {"mode": "lora", "views": "variations"},
+        "training": {"mode": "lora", "views": views},
         "generation": {"max_new_tokens": 6, "batch_size": 4, **generation},
     })
+
+
+def test_a_gsm8k_solution_keeps_the_prompt_it_was_written_for(write_params, data_root):
+    with pytest.raises(ParamsError, match="training.views"):
+        load_params(_gsm8k_params(write_params, data_root, views="canonical"))
 
 
 @pytest.mark.parametrize("variations", ["templates", "sampling"])

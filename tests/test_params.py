@@ -37,7 +37,6 @@ def test_tiny_params_load(write_params):
         ({"strong": {"model": {"source": "registry", "name": "gpt-9"}}}, "strong.model.name"),
         ({"weak": {"model": {"source": "local", "path": "/no/such/folder"}}}, "weak.model.path"),
         ({"data": {"path": "/no/such/data"}}, "data.path"),
-        ({"training": {"mode": "lora", "views": "canonical"}}, "training.views"),
         ({"training": {"lora": {"batch_size": 24, "micro_batch_size": 5}}}, "training.lora.batch_size"),
         ({"reliability": {"k": 1}}, "reliability.k"),
         ({"reliability": {"temperature": 0}}, "reliability.temperature"),
@@ -131,3 +130,8 @@ def test_params_round_trip_through_the_resolved_file(write_params, tmp_path):
     f = tmp_path / "resolved.yaml"
     f.write_text(yaml.safe_dump(p.to_dict()))
     assert load_params(f).to_dict() == p.to_dict()
+
+
+def test_lora_may_show_a_choice_row_with_its_canonical_prompt(write_params):
+    p = load_params(write_params({"training": {"mode": "lora", "views": "canonical"}}))
+    assert p.training.mode == "lora" and p.training.views == "canonical"

@@ -147,3 +147,16 @@ def test_each_step_computes_once_and_metrics_names_what_is_missing(write_params,
         stages.train_strong(run, m)
     stages.reliability_summary(run)
     assert len(calls) == 1  # the reliability table was built once for all of them
+
+
+def test_lora_with_canonical_views_trains_every_row_on_its_questions_canonical_prompt(write_params, tmp_path):
+    run = open_run(write_params({"training": {"mode": "lora", "views": "canonical", "lora": {"layers": 1}}}),
+                   tmp_path / "run")
+    stages.weak_supervisor(run)
+    data = stages.training_data(run, "strong", "reweighting")
+    canonical = {p.text: p for p in run.task.canonical_prompts("B")}
+    assert len(data.prompts) == len(stages.weak_labels(run)) and {p.text for p in data.prompts} == set(canonical)
+    rows = stages.training_rows(run, "reweighting")
+    for p, t, target in zip(data.prompts, data.targets, rows["target"]):
+        assert p.position_of(int(target)) == t  # each weak label, at its place in the canonical listing
+    assert stages.train_strong(run, "reweighting")["n_train"] == len(rows)

@@ -41,8 +41,8 @@ def check(p, file: str) -> None:
         for key, msg in p.model_spec(role).problems():
             bad(f"{role}.model.{key}", msg)
     t, lo = p.training, p.training.lora
-    if t.mode == "lora" and t.views == "canonical":
-        bad("training.views", "lora mode trains on each row's own prompt: use views: variations")
+    if t.mode == "lora" and t.views == "canonical" and adapter.kind == "open":
+        bad("training.views", "a solution is trained with the prompt it was written for: use views: variations")
     if lo.batch_size % (lo.micro_batch_size * lo.num_processes):
         bad("training.lora.batch_size", f"{lo.batch_size} is not a multiple of micro_batch_size x num_processes "
                                         f"= {lo.micro_batch_size * lo.num_processes}")

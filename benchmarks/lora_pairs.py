@@ -5,13 +5,15 @@ not a test).
     RELALIGN_CACHE=.cache python benchmarks/lora_pairs.py --params params/sciq-lora.yaml \
         --models smollm2-135m-instruct qwen2.5-coder-0.5b-instruct [--layers 2 4] [--epochs 3] [--lr 1e-3]
 
-For each registry model and LoRA depth (``training.lora.layers``), in a fresh process, fp32, with
-the params' LoRA settings otherwise (``--epochs``, ``--lr`` override them): the study's own learner
+For each registry model and LoRA depth (``training.lora.layers``), in a fresh process, in fp32 or
+``--dtype bfloat16`` (worth it only where the CPU computes bf16 natively), with the params' LoRA
+settings otherwise (``--epochs``, ``--lr`` override them; ``--train N`` / ``--test N`` keep the first N
+questions of A / C, for rates only): the study's own learner
 (:class:`relalign.learners.LoraLearner`) trains on A's canonical prompts with their right answers --
 what the weak supervisor does, and what the ceiling does on B -- and answers C by its letter
 log-probabilities. Reported per setting: accuracy on C before and after training, seconds for the
 bottom states (per token), per optimiser step and per scored prompt, so that a study's seed can be
-costed from its sizes. The load average is recorded before and after: on a shared CPU the timings
+costed from its sizes. Each entry records its dtype and the machine it ran on; the load average before and after: on a shared CPU the timings
 are only as steady as the load. Merges into results/benchmarks/lora_pairs.json and prints a table.
 """
 
@@ -32,7 +34,8 @@ DOC = REPO / "docs" / "lora.md"
 PAIR = ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct")  # the pair docs/lora.md costs
 
 
-def measure(params: str, name: str, layers: int, epochs: float | None, lr: float | None, n_test: int | None) -> dict:
+def measure(params: str, name: str, layers: int, epochs: float | None, lr: float | None, n_test: int | None,
+            n_train: int | None = None, dtype: str = "float32") -> dict:
     """One model at one depth, in this process."""
     import numpy as np
 
@@ -41,19 +44,19 @@ def measure(params: str, name: str, layers: int, epochs: float | None, lr: float
     from relalign.stages import open_run
 
     with tempfile.TemporaryDirectory() as tmp:
-        run = open_run(params, Path(tmp) / "run", overrides=[f"strong.model.name={name}", "compute.dtype=float32"])
+        run = open_run(params, Path(tmp) / "run", overrides=[f"strong.model.name={name}", f"compute.dtype={dtype}"])
         seconds_load, (model, tok) = _timed(lambda: run.pool.model("strong"))
         update = {"layers": layers, **({"epochs": epochs} if epochs else {}), **({"lr": lr} if lr else {})}
         lora = run.params.training.lora.model_copy(update=update)
         batch_tokens = run.params.compute.max_tokens_per_batch
-        train = run.task.canonical_prompts("A")
+        train = run.task.canonical_prompts("A")[:n_train]
         targets = run.task.supervisor_targets(train)
         test = run.task.canonical_prompts("C")[:n_test]
         gold = np.array([p.position_of(q.answer) for p, q in zip(test, run.task.splits["C"])])
         timer = _step_timer()
         learner = LoraLearner(lambda: (model, tok), lora, run.params.seed, Path(tmp) / "lora", batch_tokens,
                               callbacks=[timer], states_dir=Path(tmp) / "states", save_strategy="no")
-        out = {"model": name, "decoder_layers": model.config.num_hidden_layers, "layers": layers,
+        out = {"model": name, "dtype": dtype, "decoder_layers": model.config.num_hidden_layers, "layers": layers,
                "lr": lora.lr, "epochs": lora.epochs, "batch_size": lora.batch_size, "r": lora.r,
                "n_train": len(train), "n_test": len(test), "load_before": _load(), "load_seconds": round(seconds_load, 1)}
         rows = encode_rows(tok, [p.text for p in train], [answer_text(p, int(t)) for p, t in zip(train, targets)],
@@ -120,11 +123,20 @@ def estimates(report: dict, weak: str, strong: str) -> str:
     return "\n".join(lines)
 
 
+def cpu(entry: dict) -> str:
+    """The CPU an entry ran on, short: its maker and whether it computes bf16 natively."""
+    m = entry.get("machine") or {}
+    model = str(m.get("cpu_model") or "?")
+    maker = "Intel" if "Intel" in model else "AMD" if "AMD" in model else model.split()[0] if model.split() else "?"
+    return f"{maker}{', bf16' if m.get('native_bf16') else ''}"
+
+
 def table(report: dict) -> str:
-    lines = ["| model | layers | lr | epochs | steps | zero-shot | trained | s / step | states s / 1k tokens | "
-             "scoring s / prompt |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| model | CPU | dtype | layers | lr | epochs | A / C | steps | zero-shot | trained | s / step | "
+             "states s / 1k tokens | scoring s / prompt |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report["runs"]:
-        lines.append(f"| {r['model']} | {r['layers']} | {r['lr']:g} | {r['epochs']:g} | {r['steps']} | "
+        lines.append(f"| {r['model']} | {cpu(r)} | {r.get('dtype', 'float32')} | {r['layers']} | {r['lr']:g} | "
+                     f"{r['epochs']:g} | {r['n_train']} / {r['n_test']} | {r['steps']} | "
                      f"{r['zero_shot_accuracy']:.3f} | {r['accuracy']:.3f} | {r['seconds_per_step']} | "
                      f"{1000 * r['bottom_states_seconds_per_token_test']:.1f} | {r['scoring_seconds_per_prompt']} |")
     return "\n".join(lines)
@@ -170,6 +182,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=float)
     ap.add_argument("--lr", type=float)
     ap.add_argument("--test", type=int, help="score only the first N prompts of C")
+    ap.add_argument("--train", type=int, help="train on the first N questions of A only (for rates)")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # model, layers: one setting per process
     ap.add_argument("--estimate", nargs=2, metavar=("WEAK", "STRONG"),
                     help="no measuring: cost a seed from the report's last settings of these two models")
@@ -182,23 +196,29 @@ def main() -> None:
         DOC.write_text(filled(DOC.read_text(), doc_blocks(json.loads(OUT.read_text()))))
         return
     if args.one:
-        print(json.dumps(measure(args.params, args.one[0], int(args.one[1]), args.epochs, args.lr, args.test)))
+        print(json.dumps(measure(args.params, args.one[0], int(args.one[1]), args.epochs, args.lr, args.test,
+                                 args.train, args.dtype)))
         return
     from relalign.provenance import code_state, machine
 
     report = json.loads(OUT.read_text()) if OUT.is_file() else {"runs": []}
+    for r in report["runs"]:  # entries from before each carried its own: the report's machine then, fp32
+        r.setdefault("machine", report.get("machine"))
+        r.setdefault("dtype", "float32")
     report["machine"] = machine()
     report["code"] = code_state()
     for name in args.models:
         for layers in args.layers:
             extra = [*(["--epochs", str(args.epochs)] if args.epochs else []), *(["--lr", str(args.lr)] if args.lr else []),
-                     *(["--test", str(args.test)] if args.test else [])]
+                     *(["--test", str(args.test)] if args.test else []),
+                     *(["--train", str(args.train)] if args.train else []), "--dtype", args.dtype]
             r = subprocess.run([sys.executable, __file__, "--params", args.params, *extra, "--one", name, str(layers)],
                                stdout=subprocess.PIPE, text=True)
             if r.returncode:
                 sys.exit(f"{name}: the benchmark process failed (status {r.returncode})")
             result = json.loads(r.stdout.strip().splitlines()[-1])
             result["params"] = str(Path(args.params).resolve().relative_to(REPO))
+            result["machine"] = report["machine"]
             report["runs"].append(result)
             print(json.dumps(result), flush=True)
             OUT.write_text(json.dumps(report, indent=2) + "\n")

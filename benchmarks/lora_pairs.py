@@ -83,7 +83,7 @@ def measure(params: str, name: str, layers: int, epochs: float | None, lr: float
 
 
 def seed_minutes(weak: dict, strong: dict, a: int, b: int, c: int, k: int = 5, epochs: float = 2, batch: int = 8,
-                 trainings: int = 11, strong_sequences_per_question: float = 2.0, answer_tokens: int = 9) -> dict:
+                 trainings: int = 12, strong_sequences_per_question: float = 2.0, answer_tokens: int = 9) -> dict:
     """A LoRA seed's minutes, costed from two measured settings (``weak``, ``strong``: entries of the
     report) and a study's sizes: A, B, C questions, K variations, ``trainings`` strong-model runs
     (methods and sweep points), each of naive's steps (``training.equal_steps``), and the distinct
@@ -103,16 +103,18 @@ def seed_minutes(weak: dict, strong: dict, a: int, b: int, c: int, k: int = 5, e
 
 
 SIZES = [  # (A, B, C, views) of the configurations costed by --estimate
-    (200, 200, 500, "variations"), (200, 200, 500, "canonical"), (150, 150, 600, "canonical"),
+    (200, 200, 500, "variations"), (200, 200, 500, "canonical"), (200, 200, 598, "canonical"),
     (100, 100, 300, "canonical"),
 ]
 
 
-def estimates(report: dict, weak: str, strong: str) -> str:
-    """A Markdown table: the minutes of one seed for each configuration of :data:`SIZES`."""
-    last = {r["model"]: r for r in report["runs"]}
+def estimates(report: dict, weak: str, strong: str, dtype: str = "float32", layers: int = 2) -> str:
+    """A Markdown table: the minutes of one seed for each configuration of :data:`SIZES`, from the last
+    full-size entries (all of A) of the two models in ``dtype`` at ``layers``."""
+    last = {r["model"]: r for r in report["runs"]
+            if r.get("dtype", "float32") == dtype and r["layers"] == layers and r["n_train"] >= 200}
     w, s = last[weak], last[strong]
-    lines = [f"weak {weak} (top {w['layers']}), strong {strong} (top {s['layers']}); 11 strong trainings of "
+    lines = [f"weak {weak}, strong {strong}, top {layers} layers, {dtype} on {cpu(s)}; 12 strong trainings of "
              "naive's steps (2 epochs, batch 8); minutes:", "",
              "| A | B | C | views | weak: states | training | scoring | strong: states | training | scoring | total |",
              "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -161,7 +163,8 @@ def power_table(compared: int = 7, seed_sd: float = 0.01) -> str:
 def doc_blocks(report: dict) -> dict[str, str]:
     """docs/lora.md's generated blocks: the measured table, the costed seeds of :data:`PAIR` and the
     power table."""
-    return {"lora-pairs": table(report), "lora-estimate": estimates(report, *PAIR), "lora-power": power_table()}
+    return {"lora-pairs": table(report), "lora-estimate": estimates(report, *PAIR),
+            "lora-estimate-bf16": estimates(report, *PAIR, dtype="bfloat16"), "lora-power": power_table()}
 
 
 def filled(text: str, blocks: dict[str, str]) -> str:
@@ -186,11 +189,12 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # model, layers: one setting per process
     ap.add_argument("--estimate", nargs=2, metavar=("WEAK", "STRONG"),
-                    help="no measuring: cost a seed from the report's last settings of these two models")
+                    help="no measuring: cost a seed from the report's last full-size settings of these two models")
+    ap.add_argument("--estimate-dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--docs", action="store_true", help="no measuring: write the report's tables into docs/lora.md")
     args = ap.parse_args()
     if args.estimate:
-        print(estimates(json.loads(OUT.read_text()), *args.estimate))
+        print(estimates(json.loads(OUT.read_text()), *args.estimate, dtype=args.estimate_dtype))
         return
     if args.docs:
         DOC.write_text(filled(DOC.read_text(), doc_blocks(json.loads(OUT.read_text()))))

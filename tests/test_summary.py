@@ -14,7 +14,7 @@ from relalign.stats import bootstrap_methods, parse_correct  # noqa: E402
 METHODS = ["naive", "filtering", "filtering_sampled", "reweighting", "reweighting_sampled", "ceiling"]
 
 
-def _run(root, dataset, name, acc, incomplete=False, seed=0, n_test=None):
+def _run(root, dataset, name, acc, incomplete=False, seed=0, n_test=None, training=None):
     """A finished run's metrics.json; with ``n_test`` also per-example correctness on C (exactly
     round(acc n) right answers per method, in a seeded order)."""
     import numpy as np
@@ -32,7 +32,7 @@ def _run(root, dataset, name, acc, incomplete=False, seed=0, n_test=None):
         "dataset": dataset, "weak_model": "w", "strong_model": "s", "seed": seed, "n": {"A": 1, "B": 10, "C": n_test or 20},
         "weak_label_accuracy": 0.6, "zero_shot_accuracy": {"weak": 0.5, "strong": 0.7},
         "reliability": {"entropy_auroc": 0.7, "reliability_auroc": 0.65, "kept_fraction": 0.5, "kept_accuracy": 0.8},
-        "methods": methods, "params": {"name": name}, "provenance": {"seconds": 120.0}, **extra}))
+        "methods": methods, "params": {"name": name, **({"training": training} if training else {})}, "provenance": {"seconds": 120.0}, **extra}))
     if incomplete:
         (d / "INCOMPLETE").write_text("")
     return d
@@ -87,10 +87,20 @@ def test_markdown_table_one_row_per_study_plain_without_intervals(results):
     _run(results, "boolq", "offline", {"weak": 0.5, "naive": 0.6, "filtering": 0.55, "filtering_sampled": 0.6,
                                        "reweighting": 0.52, "reweighting_sampled": 0.58, "ceiling": 0.7})
     md = summary.markdown_table(summary.find_runs(results)).splitlines()
-    assert md[0].startswith("| study | seeds | n C | weak | naive |") and len(md) == 5
+    assert md[0].startswith("| study | mode | weak → strong | seeds | n C | weak | naive |") and len(md) == 5
+    assert md[0].endswith("| ceiling | PGR naive | strong 0-shot | AUROC H | min/run |")
     boolq, mmlu, sciq = md[2:]
-    assert boolq.startswith("| boolq/offline | 1 | 20 |") and "**" not in boolq and "±" not in boolq
-    assert "| 0.550 |" in mmlu and sciq.endswith("| 0.70 | 2 |")
+    assert boolq.startswith("| boolq/offline | head | w → s | 1 | 20 |") and "**" not in boolq and "±" not in boolq
+    assert "| 0.550 |" in mmlu and sciq.endswith("| 0.700 | 0.50 | 0.700 | 0.70 | 2 |")  # ceiling, naive's PGR, ...
+
+
+def test_how_a_study_trained_and_its_models_sizes():
+    assert summary.training_mode({}) == "head"
+    assert summary.training_mode({"training": {"mode": "lora", "lora": {"layers": 2}}}) == "lora top 2"
+    assert summary.training_mode({"training": {"mode": "lora", "lora": {"layers": None}}}) == "lora"
+    sizes = {"smollm2-135m-instruct": "135M", "qwen2.5-coder-0.5b-instruct": "0.5B", "Qwen/Qwen2.5-7B-Instruct": "7B",
+             "meta-llama/Llama-2-13b-hf": "13B", "gemma-3-270m": "270M", "gpt2": "gpt2"}
+    assert {n: summary.model_size(n) for n in sizes} == sizes
 
 
 def _seeded(root, gain):
@@ -118,7 +128,7 @@ def test_intervals_over_seeds_and_significance(tmp_path):
     assert f"filtering +12.0 points [{f['diff_lo']:+.1f}, {f['diff_hi']:+.1f}], p < 0.001." in lines[0]
     assert "too close" not in lines[0] and "reweighting" not in lines[0]
     md = summary.markdown_table(runs).splitlines()
-    assert md[2].startswith("| sciq/default | 3 | 300 |")
+    assert md[2].startswith("| sciq/default | head | w → s | 3 | 300 |")
     assert "**0.720 ±" in md[2] and "| 0.600 ±" in md[2]  # significant gain in bold, the rest plain
 
 
@@ -183,3 +193,24 @@ def test_differences_name_every_changed_result_and_skip_provenance():
     assert differences(a, b) == ["extra: only in the second", "methods.naive.accuracy: 0.8 != 0.8000001",
                                  "sweep[1]: 2 != 3"]
     assert "params.seed: 0 != 1" in differences(a, b, ignore=("provenance",))
+
+
+def test_head_against_lora_per_dataset(tmp_path):
+    _seeded(tmp_path, gain=0.0)  # sciq/default, head mode: filtering as naive
+    lora = {"weak": 0.4, "naive": 0.6, "filtering": 0.75, "reweighting": 0.6, "ceiling": 0.8}
+    for seed in (0, 1, 2):
+        _run(tmp_path, "sciq", "lora", lora, seed=seed, n_test=300, training={"mode": "lora", "lora": {"layers": 2}})
+    runs = summary.find_runs(tmp_path)
+    iv, table = summary.intervals(runs, n_boot=300), summary.runs_table(runs)
+    wide = summary.by_mode(iv, table)
+    assert list(wide.columns) == ["default (head)", "lora (lora top 2)"]
+    assert list(wide.index) == [("sciq", "naive"), ("sciq", "filtering"), ("sciq", "reweighting")]
+    assert wide.loc[("sciq", "naive"), "default (head)"].startswith("PGR 0.33 [")  # (0.6 - 0.5) / (0.8 - 0.5)
+    assert wide.loc[("sciq", "naive"), "lora (lora top 2)"].startswith("PGR 0.50 [")
+    assert wide.loc[("sciq", "filtering"), "lora (lora top 2)"].startswith("+15.0 [") and wide.loc[
+        ("sciq", "filtering"), "lora (lora top 2)"].endswith("] *")  # significant
+    assert wide.loc[("sciq", "filtering"), "default (head)"].startswith("+0.0 [")
+    assert not wide.loc[("sciq", "filtering"), "default (head)"].endswith("*")
+    fig = plots.mode_figure(iv, table)
+    assert len(fig.axes) == 1 and len(fig.axes[0].get_legend().get_texts()) == 2
+    assert summary.by_mode(summary.intervals([], n_boot=10), table).empty

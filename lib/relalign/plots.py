@@ -175,6 +175,33 @@ def summary_figure(long: pd.DataFrame, runs: pd.DataFrame, iv: pd.DataFrame | No
     return fig
 
 
+def mode_figure(iv: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
+    """Each method's difference from naive (points of accuracy on C, 95% bootstrap interval), one
+    panel per dataset, one colour per study (labelled with how it trained the strong model: head or
+    LoRA); ``iv``: :func:`relalign.summary.intervals`, ``runs``: :func:`relalign.summary.runs_table`."""
+    compared = iv[~iv["method"].isin(["weak", "naive", "ceiling"])]
+    datasets = sorted(compared["dataset"].unique())
+    fig, axes = plt.subplots(1, max(len(datasets), 1), figsize=(4.2 * max(len(datasets), 1), 4.2), squeeze=False,
+                             sharey=True)
+    mode = runs.groupby(["dataset", "study"])["mode"].first()
+    methods = [m for m in METHOD_ORDER if m in set(compared["method"])]
+    for ax, dataset in zip(axes[0], datasets):
+        d = compared[compared["dataset"] == dataset]
+        studies = sorted(d["study"].unique())
+        for j, study in enumerate(studies):
+            g = d[d["study"] == study].set_index("method").reindex(methods)
+            y = np.arange(len(methods)) + (j - (len(studies) - 1) / 2) * 0.25
+            ax.errorbar(g["diff"], y, xerr=[g["diff"] - g["diff_lo"], g["diff_hi"] - g["diff"]], fmt="o", capsize=3,
+                        label=f"{study} ({mode.get((dataset, study), '?')})")
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set(title=dataset, xlabel="difference from naive (points)", yticks=np.arange(len(methods)),
+               yticklabels=methods)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0][0].invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
 def score_report(report: pd.DataFrame) -> plt.Figure:
     """Each reliability score: AUROC for finding wrong weak labels, calibration error, and the
     precision and recall of the filter that keeps the more reliable half of the rows."""

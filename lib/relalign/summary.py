@@ -4,6 +4,7 @@ tables (no models are loaded), for notebook 07 and ``relalign batch``."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -189,9 +190,26 @@ def runs_table(runs: list[Path]) -> pd.DataFrame:
             "entropy_auroc": rel["entropy_auroc"], "reliability_auroc": rel["reliability_auroc"],
             "mean_prob_auroc": (scores.get("mean_prob") or {}).get("auroc", math.nan),
             "strong_zero_shot": (m.get("zero_shot_accuracy") or {}).get("strong", math.nan),
+            "pgr_naive": (m["methods"].get("naive") or {}).get("pgr", math.nan),
+            "mode": training_mode(m.get("params") or {}),
             "minutes": run_seconds(run, m) / 60,
         })
     return pd.DataFrame(rows)
+
+
+def training_mode(params: dict) -> str:
+    """How a run trained the strong model, short: ``head``, ``lora`` or ``lora top N`` (adapters on
+    the top N decoder layers only)."""
+    training = params.get("training") or {}
+    mode = training.get("mode", "head")
+    layers = (training.get("lora") or {}).get("layers")
+    return f"{mode} top {layers}" if mode == "lora" and layers else mode
+
+
+def model_size(name: str) -> str:
+    """A model's size from its name (``smollm2-135m-instruct`` -> ``135M``), or the name."""
+    found = re.findall(r"(?<![\w.])(\d+(?:\.\d+)?[mb])(?![a-z])", name.lower().replace("_", "-"))
+    return found[-1].upper() if found else name
 
 
 def run_seconds(run: Path, metrics: dict) -> float:
@@ -210,6 +228,30 @@ def effect_table(long: pd.DataFrame, reference: str = "naive") -> pd.DataFrame:
     wide = long.pivot_table(index=["dataset", "study"], columns="method", values="accuracy", aggfunc="mean")
     methods = [c for c in wide.columns if c not in ("weak", reference, "ceiling")]
     return wide[methods].sub(wide[reference], axis=0).mul(100).round(1)
+
+
+def by_mode(iv: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Head against LoRA, per dataset: one row per (dataset, method) and one column per study
+    (``<study> (<mode>)``), each cell naive's PGR (method ``naive``) or the method's difference from
+    naive in points, with its 95% bootstrap interval (``iv``: :func:`intervals`; ``runs``:
+    :func:`runs_table`, which says how each study trained). Empty where a study lacks the method."""
+    if iv.empty or "diff" not in iv.columns:
+        return pd.DataFrame()
+    mode = runs.groupby(["dataset", "study"])["mode"].first()
+    rows = []
+    for _, r in iv[~iv["method"].isin(["weak", "ceiling"])].iterrows():
+        if r["method"] == "naive":
+            cell = f"PGR {r['pgr']:.2f} [{r['pgr_lo']:.2f}, {r['pgr_hi']:.2f}]"
+        else:
+            cell = f"{r['diff']:+.1f} [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}]" + (" *" if r["call"] == SIGNIFICANT else "")
+        rows.append({"dataset": r["dataset"], "method": r["method"],
+                     "study": f"{r['study']} ({mode.get((r['dataset'], r['study']), '?')})", "cell": cell})
+    wide = pd.DataFrame(rows).pivot(index=["dataset", "method"], columns="study", values="cell").fillna("")
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    order = sorted(wide.index, key=lambda k: (k[0], rank.get(k[1], len(rank))))
+    wide = wide.loc[order]
+    wide.columns.name = None
+    return wide
 
 
 def scratch_dir() -> Path:
@@ -234,17 +276,20 @@ def _accuracy_cell(r: pd.Series) -> str:
 def markdown_table(runs: list[Path]) -> str:
     """The across-datasets table of README, one row per study: mean accuracy on C over its seeds of
     every method with the half-width of its 95% interval (bold: significantly better than naive,
-    Holm-adjusted; marked † with a footnote where the call is too close to make), the strong
+    Holm-adjusted; marked † with a footnote where the call is too close to make), how the strong
+    model was trained and the two models' sizes, naive's PGR (mean over seeds), the strong
     model's zero-shot accuracy, the AUROC of the entropy score and the mean wall time of a run.
     Studies whose runs predate the intervals show plain accuracies."""
     long = methods_long(runs)
     table = runs_table(runs).groupby(["dataset", "study"]).agg(
         n_C=("n_C", "first"), seeds=("run", "size"), strong_zero_shot=("strong_zero_shot", "mean"),
-        entropy_auroc=("entropy_auroc", "mean"), minutes=("minutes", "mean"))
+        entropy_auroc=("entropy_auroc", "mean"), minutes=("minutes", "mean"), mode=("mode", "first"),
+        weak_model=("weak_model", "first"), strong_model=("strong_model", "first"), pgr_naive=("pgr_naive", "mean"))
     acc = long.pivot_table(index=["dataset", "study"], columns="method", values="accuracy", aggfunc="mean")
     iv = intervals(runs).set_index(["dataset", "study", "method"]) if runs else None
     methods = [m for m in METHOD_ORDER if m in acc.columns]
-    head = ["study", "seeds", "n C", *methods, "strong 0-shot", "AUROC H", "min/run"]
+    head = ["study", "mode", "weak → strong", "seeds", "n C", *methods, "PGR naive", "strong 0-shot", "AUROC H",
+            "min/run"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for (dataset, study), row in acc.iterrows():
         t = table.loc[(dataset, study)]
@@ -257,8 +302,10 @@ def markdown_table(runs: list[Path]) -> str:
                 cells.append(_accuracy_cell(iv.loc[key]))
             else:
                 cells.append(f"{row[m]:.3f}")
-        lines.append(f"| {dataset}/{study} | {int(t['seeds'])} | {int(t['n_C'])} | " + " | ".join(cells)
-                     + f" | {t['strong_zero_shot']:.3f} | {t['entropy_auroc']:.2f} | {t['minutes']:.0f} |")
+        models = f"{model_size(t['weak_model'])} → {model_size(t['strong_model'])}"
+        lines.append(f"| {dataset}/{study} | {t['mode']} | {models} | {int(t['seeds'])} | {int(t['n_C'])} | "
+                     + " | ".join(cells) + f" | {t['pgr_naive']:.2f} | {t['strong_zero_shot']:.3f} | "
+                     f"{t['entropy_auroc']:.2f} | {t['minutes']:.0f} |")
     if any(CLOSE_MARK in line for line in lines[2:]):
         lines += ["", f"{CLOSE_MARK} too close to call: the Holm-adjusted p-value of the difference from naive lies "
                       f"within {CLOSE_SE:g} Monte Carlo standard errors of {ALPHA:g}, so it is called neither "

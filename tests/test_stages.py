@@ -160,3 +160,12 @@ def test_lora_with_canonical_views_trains_every_row_on_its_questions_canonical_p
     for p, t, target in zip(data.prompts, data.targets, rows["target"]):
         assert p.position_of(int(target)) == t  # each weak label, at its place in the canonical listing
     assert stages.train_strong(run, "reweighting")["n_train"] == len(rows)
+
+
+def test_partial_lora_answers_zero_shot_for_both_models(write_params, tmp_path):
+    """The untrained top layers on the cached bottom states: for the strong model too (its learner is
+    built for no method, so it must not look one up)."""
+    run = open_run(write_params({"training": {"mode": "lora", "views": "canonical", "lora": {"layers": 1}}}),
+                   tmp_path / "run")
+    for role in ("weak", "strong"):
+        assert 0 <= stages.zero_shot_accuracy(run, role) <= 1

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .context import Run, memo
 from .params import Params
 from .pool import cached_generator, cached_scorer
-from .training import TrainingData, fit, learner
+from .training import UNTRAINED, TrainingData, fit, learner
 
 __all__ = ["Job", "learner_for", "strong_l2", "trained", "fingerprint_of", "decoding", "generator", "answers",
            "zero_shot_accuracy"]
@@ -106,7 +106,7 @@ def answers(run: Run, role: str, job: Job | None, split: str = "C") -> list:
         return run.task.answers(generator(run, role, job)(prompts, desc))
     if job is None and run.params.training.mode == "lora" and run.params.training.lora.layers is not None:
         # partial LoRA: the untrained top layers on the bottom states the trained models reuse
-        logprobs = learner(run.params, run.pool, run.where, role, "untrained").untrained_logprobs(prompts, desc)
+        logprobs = learner(run.params, run.pool, run.where, role, UNTRAINED).untrained_logprobs(prompts, desc)
     elif job is None:  # the untrained model: its head prior (head mode) or its letter log-probabilities (LoRA)
         from .head import zero_shot_logprobs
 

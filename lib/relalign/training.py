@@ -25,9 +25,10 @@ from .prompts import Prompt
 from .rundir import RunDir
 from .selection import method_spec
 
-__all__ = ["TrainingData", "learner", "trained_fingerprint", "fit", "launch_command", "TRAINED_VERSION"]
+__all__ = ["TrainingData", "learner", "trained_fingerprint", "fit", "launch_command", "TRAINED_VERSION", "UNTRAINED"]
 
 TRAINED_VERSION = 2  # bump when a learner changes what it trains from the same data and settings
+UNTRAINED = "untrained"  # the name of a learner that only answers zero-shot: no method, nothing trained
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def learner(params, pool: ModelPool, where: Where, role: str, name: str, *, stro
     (``naive_rows``)."""
     t = params.training
     out = where.trained / role
-    aux = role == "strong" and method_spec(name).aux_loss
+    aux = role == "strong" and name != UNTRAINED and method_spec(name).aux_loss
     if t.mode == "head":
         from .learners import HeadLearner
 

@@ -44,7 +44,9 @@ def _entry(m: dict, seconds: float, status: dict) -> dict:
     return {"dataset": m["dataset"], "n": m["n"], "weak_model": m["weak_model"], "strong_model": m["strong_model"],
             "training_mode": m["params"]["training"]["mode"], "methods_trained": len(m["methods"]) - 1,
             "sweep_points": len(m.get("sweep") or []), "seconds": round(seconds), "minutes": round(seconds / 60, 1),
-            "peak_rss_gib": status.get("peak_rss_gib"), "accuracy_naive": m["methods"]["naive"]["accuracy"]}
+            "peak_rss_gib": status.get("peak_rss_gib"), "accuracy_naive": m["methods"]["naive"]["accuracy"],
+            "dtype": m["params"].get("compute", {}).get("dtype"),
+            "machine": (m.get("provenance") or {}).get("machine")}  # the run's own (the report's is the last one's)
 
 
 def measure(params: str, cache_root: Path) -> dict:
@@ -87,6 +89,8 @@ def main() -> None:
     ap.add_argument("--note", help="with --from-runs: how those runs were made (cache, other load), kept in the report")
     args = ap.parse_args()
     report = json.loads(OUT.read_text()) if OUT.is_file() else {"runs": {}}
+    for r in report["runs"].values():  # entries from before each named its own machine: the report's then
+        r.setdefault("machine", report.get("machine"))
     for run_dir in args.from_runs:
         r = from_run(Path(run_dir).resolve(), args.note)
         report["runs"][r["params"]] = r

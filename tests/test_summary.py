@@ -8,7 +8,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from relalign import plots, summary  # noqa: E402
+from relalign import compare, plots, summary  # noqa: E402
 from relalign.stats import bootstrap_methods, parse_correct  # noqa: E402
 
 METHODS = ["naive", "filtering", "filtering_sampled", "reweighting", "reweighting_sampled", "ceiling"]
@@ -202,15 +202,46 @@ def test_head_against_lora_per_dataset(tmp_path):
         _run(tmp_path, "sciq", "lora", lora, seed=seed, n_test=300, training={"mode": "lora", "lora": {"layers": 2}})
     runs = summary.find_runs(tmp_path)
     iv, table = summary.intervals(runs, n_boot=300), summary.runs_table(runs)
-    wide = summary.by_mode(iv, table)
-    assert list(wide.columns) == ["default (head)", "lora (lora top 2)"]
+    wide = compare.by_mode(iv, table)
+    assert list(wide.columns) == ["head", "lora top 2"]
     assert list(wide.index) == [("sciq", "naive"), ("sciq", "filtering"), ("sciq", "reweighting")]
-    assert wide.loc[("sciq", "naive"), "default (head)"].startswith("PGR 0.33 [")  # (0.6 - 0.5) / (0.8 - 0.5)
-    assert wide.loc[("sciq", "naive"), "lora (lora top 2)"].startswith("PGR 0.50 [")
-    assert wide.loc[("sciq", "filtering"), "lora (lora top 2)"].startswith("+15.0 [") and wide.loc[
-        ("sciq", "filtering"), "lora (lora top 2)"].endswith("] *")  # significant
-    assert wide.loc[("sciq", "filtering"), "default (head)"].startswith("+0.0 [")
-    assert not wide.loc[("sciq", "filtering"), "default (head)"].endswith("*")
+    assert wide.loc[("sciq", "naive"), "head"].startswith("PGR 0.33 [")  # (0.6 - 0.5) / (0.8 - 0.5)
+    assert wide.loc[("sciq", "naive"), "lora top 2"].startswith("PGR 0.50 [")
+    assert wide.loc[("sciq", "filtering"), "lora top 2"].startswith("+15.0 [") and wide.loc[
+        ("sciq", "filtering"), "lora top 2"].endswith("] *")  # significant
+    assert wide.loc[("sciq", "filtering"), "head"].startswith("+0.0 [")
+    assert not wide.loc[("sciq", "filtering"), "head"].endswith("*")
     fig = plots.mode_figure(iv, table)
     assert len(fig.axes) == 1 and len(fig.axes[0].get_legend().get_texts()) == 2
-    assert summary.by_mode(summary.intervals([], n_boot=10), table).empty
+    for seed in (0, 1, 2):  # a second head study of the dataset: the columns name their studies
+        _run(tmp_path, "sciq", "other", lora, seed=seed, n_test=300)
+    runs = summary.find_runs(tmp_path)
+    wide = compare.by_mode(summary.intervals(runs, n_boot=300), summary.runs_table(runs))
+    assert list(wide.columns) == ["head: default", "head: other", "lora top 2"]
+    assert compare.by_mode(summary.intervals([], n_boot=10), table).empty
+
+
+def _with_all_rows(run, accuracy, n_test, seed):
+    """Adds the all-rows sweep point to a synthetic run (its sweep.json, as notebook 04 writes it)."""
+    import numpy as np
+
+    right = np.random.RandomState(100 + seed).permutation(np.arange(n_test) < round(accuracy * n_test))
+    points = [{"fraction": 0.5, "accuracy": 0.0, "correct": "0" * n_test},
+              {"fraction": 1.0, "accuracy": accuracy, "correct": "".join("1" if x else "0" for x in right)}]
+    (run / "sweep.json").write_text(json.dumps({"points": points}))
+
+
+def test_methods_against_every_row_unweighted(tmp_path):
+    acc = {"weak": 0.4, "naive": 0.6, "filtering": 0.8, "reweighting": 0.7, "ceiling": 0.85}
+    for seed in (0, 1, 2):
+        _with_all_rows(_run(tmp_path, "sciq", "lora", acc, seed=seed, n_test=300), 0.7, 300, seed)
+    _run(tmp_path, "mmlu", "offline", acc, n_test=300)  # no sweep: no control, left out
+    runs = summary.find_runs(tmp_path)
+    out = compare.against_all_rows(runs, n_boot=300).set_index("method")
+    assert list(out.index) == ["kept_1000", "naive", "filtering", "reweighting"]  # no weak, no ceiling
+    assert set(out["study"]) == {"lora"} and out.loc["kept_1000", "accuracy"] == pytest.approx(0.7)
+    assert out.loc["filtering", "diff"] == pytest.approx(10.0) and out.loc["filtering", "call"] == "significant"
+    assert out.loc["naive", "diff"] == pytest.approx(-10.0) and out.loc["reweighting", "diff"] == pytest.approx(0.0)
+    # a seed without the point leaves the study out
+    (runs[-1] / "sweep.json").unlink()
+    assert compare.against_all_rows(summary.find_runs(tmp_path), n_boot=100).empty

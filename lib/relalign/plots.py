@@ -184,6 +184,7 @@ def mode_figure(iv: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(1, max(len(datasets), 1), figsize=(4.2 * max(len(datasets), 1), 4.2), squeeze=False,
                              sharey=True)
     mode = runs.groupby(["dataset", "study"])["mode"].first()
+    colour = dict(zip(sorted(set(mode)), sns.color_palette("tab10")))  # one colour per mode, in every panel
     methods = [m for m in METHOD_ORDER if m in set(compared["method"])]
     for ax, dataset in zip(axes[0], datasets):
         d = compared[compared["dataset"] == dataset]
@@ -191,12 +192,13 @@ def mode_figure(iv: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
         for j, study in enumerate(studies):
             g = d[d["study"] == study].set_index("method").reindex(methods)
             y = np.arange(len(methods)) + (j - (len(studies) - 1) / 2) * 0.25
+            how = mode.get((dataset, study), "?")
             ax.errorbar(g["diff"], y, xerr=[g["diff"] - g["diff_lo"], g["diff_hi"] - g["diff"]], fmt="o", capsize=3,
-                        label=f"{study} ({mode.get((dataset, study), '?')})")
+                        color=colour.get(how), label=f"{study} ({how})")
         ax.axvline(0, color="black", lw=0.8)
         ax.set(title=dataset, xlabel="difference from naive (points)", yticks=np.arange(len(methods)),
                yticklabels=methods)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2, frameon=False)
     axes[0][0].invert_yaxis()
     fig.tight_layout()
     return fig

@@ -230,30 +230,6 @@ def effect_table(long: pd.DataFrame, reference: str = "naive") -> pd.DataFrame:
     return wide[methods].sub(wide[reference], axis=0).mul(100).round(1)
 
 
-def by_mode(iv: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """Head against LoRA, per dataset: one row per (dataset, method) and one column per study
-    (``<study> (<mode>)``), each cell naive's PGR (method ``naive``) or the method's difference from
-    naive in points, with its 95% bootstrap interval (``iv``: :func:`intervals`; ``runs``:
-    :func:`runs_table`, which says how each study trained). Empty where a study lacks the method."""
-    if iv.empty or "diff" not in iv.columns:
-        return pd.DataFrame()
-    mode = runs.groupby(["dataset", "study"])["mode"].first()
-    rows = []
-    for _, r in iv[~iv["method"].isin(["weak", "ceiling"])].iterrows():
-        if r["method"] == "naive":
-            cell = f"PGR {r['pgr']:.2f} [{r['pgr_lo']:.2f}, {r['pgr_hi']:.2f}]"
-        else:
-            cell = f"{r['diff']:+.1f} [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}]" + (" *" if r["call"] == SIGNIFICANT else "")
-        rows.append({"dataset": r["dataset"], "method": r["method"],
-                     "study": f"{r['study']} ({mode.get((r['dataset'], r['study']), '?')})", "cell": cell})
-    wide = pd.DataFrame(rows).pivot(index=["dataset", "method"], columns="study", values="cell").fillna("")
-    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
-    order = sorted(wide.index, key=lambda k: (k[0], rank.get(k[1], len(rank))))
-    wide = wide.loc[order]
-    wide.columns.name = None
-    return wide
-
-
 def scratch_dir() -> Path:
     """Where notebook 07 writes when opened by hand (never results/): under the default cache."""
     return Params().resolved_cache_dir() / "notebooks" / "summary"
@@ -290,7 +266,7 @@ def markdown_table(runs: list[Path]) -> str:
     methods = [m for m in METHOD_ORDER if m in acc.columns]
     head = ["study", "mode", "weak → strong", "seeds", "n C", *methods, "PGR naive", "strong 0-shot", "AUROC H",
             "min/run"]
-    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|---|" + "---:|" * (len(head) - 3)]
     for (dataset, study), row in acc.iterrows():
         t = table.loc[(dataset, study)]
         cells = []

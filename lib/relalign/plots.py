@@ -177,8 +177,8 @@ def summary_figure(long: pd.DataFrame, runs: pd.DataFrame, iv: pd.DataFrame | No
 
 def mode_figure(iv: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
     """Each method's difference from naive (points of accuracy on C, 95% bootstrap interval), one
-    panel per dataset, one colour per study (labelled with how it trained the strong model: head or
-    LoRA); ``iv``: :func:`relalign.summary.intervals`, ``runs``: :func:`relalign.summary.runs_table`."""
+    panel per dataset, one marker row per study, coloured by how it trained the strong model (head or
+    LoRA, the same colour in every panel); ``iv``: :func:`relalign.summary.intervals`, ``runs``: :func:`relalign.summary.runs_table`."""
     compared = iv[~iv["method"].isin(["weak", "naive", "ceiling"])]
     datasets = sorted(compared["dataset"].unique())
     fig, axes = plt.subplots(1, max(len(datasets), 1), figsize=(4.2 * max(len(datasets), 1), 4.2), squeeze=False,

@@ -3,7 +3,8 @@ so a number or a sentence there cannot drift from the results."""
 
 import re
 
-from relalign.cli import README_FINDINGS, README_TABLE
+from relalign.cli import END_TO_END, README_CONDITIONS, README_FINDINGS, README_TABLE
+from relalign.compare import design_markdown
 from relalign.params import REPO_ROOT
 from relalign.summary import find_runs, findings_markdown, markdown_table
 
@@ -24,6 +25,10 @@ def test_readme_table_is_made_from_the_committed_runs():
 
 def test_readme_significance_calls_are_made_from_the_committed_runs():
     assert _block(README_FINDINGS) == findings_markdown(RUNS)
+
+
+def test_readme_design_conditions_are_made_from_the_committed_runs():
+    assert _block(README_CONDITIONS) == design_markdown(RUNS, REPO_ROOT / END_TO_END)
 
 
 def test_readme_links_resolve():

@@ -245,3 +245,34 @@ def test_methods_against_every_row_unweighted(tmp_path):
     # a seed without the point leaves the study out
     (runs[-1] / "sweep.json").unlink()
     assert compare.against_all_rows(summary.find_runs(tmp_path), n_boot=100).empty
+
+
+def test_design_conditions_per_study(tmp_path):
+    lora = {"weak": 0.4, "naive": 0.6, "filtering": 0.75, "reweighting": 0.6, "ceiling": 0.8}
+    close = {"weak": 0.5, "naive": 0.75, "filtering": 0.76, "reweighting": 0.75, "ceiling": 0.8}
+    for seed in (0, 1, 2):
+        for study, acc, params_file in (("lora", lora, "params/x-lora.yaml"), ("default", close, "params/x.yaml")):
+            run = _run(tmp_path, "sciq", study, acc, seed=seed, n_test=1000)
+            (run / "run_status.json").write_text(json.dumps({"status": "complete", "params_file": params_file,
+                                                             "seconds": 60.0}))
+    report = tmp_path / "end_to_end.json"
+    report.write_text(json.dumps({"runs": {"params/x-lora.yaml": {"ok": True, "minutes": 61.0},
+                                           "params/x.yaml": {"ok": True, "minutes": 12.0}}}))
+    runs = summary.find_runs(tmp_path)
+    iv = summary.intervals(runs, n_boot=500)
+    power = pd.DataFrame({"dataset": ["sciq", "sciq"], "study": ["lora", "default"], "mde": [3.5, 6.0]})
+    minutes = compare.seed_minutes(report)
+    table = compare.conditions(iv, power, summary.runs_table(runs), minutes).set_index("study")
+    lo, hi = table.loc["lora"], table.loc["default"]
+    assert lo["gap"] == pytest.approx(40.0) and lo["shortfall"] == pytest.approx(20.0) and lo["room"]
+    assert lo["below_ceiling"] and lo["detects"] and not lo["affordable"] and not lo["holds"]  # 61 min > 60
+    assert hi["room"] and hi["shortfall"] == pytest.approx(5.0) and hi["shortfall_lo"] > 0
+    assert not hi["below_ceiling"] and not hi["detects"] and hi["affordable"] and not hi["holds"]  # 5 points < MDE 6
+    text = compare.conditions_markdown(table.reset_index())
+    assert text.count("✗") == 3 and "| sciq/lora |" in text and "40.0 [" in text
+    minutes["params/x-lora.yaml"] = 59.0
+    assert compare.conditions(iv, power, summary.runs_table(runs), minutes).set_index("study").loc["lora", "holds"]
+    power.loc[0, "mde"] = 4.5
+    assert not compare.conditions(iv, power, summary.runs_table(runs), minutes).set_index("study").loc["lora", "holds"]
+    assert compare.seed_minutes(tmp_path / "none.json") == {}
+    assert compare.conditions(summary.intervals([], n_boot=10), power, summary.runs_table(runs), minutes).empty

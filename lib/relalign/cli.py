@@ -25,6 +25,8 @@ EXIT_BAD_INPUT = 2
 # the blocks of README that `relalign report --markdown` makes (tests/test_readme.py checks them)
 README_TABLE = ("<!-- summary-table:start -->", "<!-- summary-table:end -->")
 README_FINDINGS = ("<!-- findings:start -->", "<!-- findings:end -->")
+README_CONDITIONS = ("<!-- conditions:start -->", "<!-- conditions:end -->")
+END_TO_END = "results/benchmarks/end_to_end.json"  # benchmarks/end_to_end.py's report: one seed's cold time
 
 
 def _fail(msg: str) -> int:
@@ -88,6 +90,7 @@ def cmd_report(args) -> int:
 
     if args.markdown:
         from .params import REPO_ROOT
+        from .compare import design_markdown
         from .summary import find_runs, findings_markdown, markdown_table
 
         try:
@@ -97,7 +100,8 @@ def cmd_report(args) -> int:
         if not runs:
             return _fail(f"no finished runs under {args.results or REPO_ROOT / 'results'}")
         print(f"{README_TABLE[0]}\n{markdown_table(runs)}\n{README_TABLE[1]}\n\n"
-              f"{README_FINDINGS[0]}\n{findings_markdown(runs)}\n{README_FINDINGS[1]}")
+              f"{README_FINDINGS[0]}\n{findings_markdown(runs)}\n{README_FINDINGS[1]}\n\n"
+              f"{README_CONDITIONS[0]}\n{design_markdown(runs, REPO_ROOT / END_TO_END)}\n{README_CONDITIONS[1]}")
         return 0
     try:
         nb = run_summary(args.results, args.out)

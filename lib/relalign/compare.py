@@ -1,6 +1,7 @@
 """Comparisons across a dataset's studies, for notebook 07: head mode against LoRA (:func:`by_mode`), and
 each method against training on every weak-labelled row unweighted (:func:`against_all_rows`), the
-control that separates what the reliability scores add from what seeing the K answers adds."""
+control that separates what the reliability scores add from what seeing the K answers adds; and
+whether a study's design can answer the question at all (:func:`conditions`)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import pandas as pd
 from .evaluation import METHOD_ORDER
 from .rundir import RunDir
 from .selection import sweep_name
-from .stats import MAX_BOOT, N_BOOT, SIGNIFICANT, bootstrap_methods, parse_correct
-from .summary import _load, study_of, study_outcomes
+from .stats import MAX_BOOT, N_BOOT, SIGNIFICANT, parse_correct
+from .summary import (bootstrap_studies, intervals, load_metrics, power_table, runs_table, study_of,
+                      study_outcomes)
 
-__all__ = ["ALL_ROWS", "by_mode", "all_rows_outcomes", "against_all_rows"]
+__all__ = ["ALL_ROWS", "by_mode", "all_rows_outcomes", "against_all_rows", "seed_minutes", "conditions",
+           "conditions_markdown", "design_markdown", "MIN_GAP", "MAX_MDE", "MAX_MINUTES"]
 
 
 def by_mode(iv: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -56,7 +59,7 @@ def all_rows_outcomes(runs: list[Path]) -> dict[tuple[str, str], dict[str, list[
     added and the ceiling and the weak supervisor left out."""
     seeds: dict[tuple[str, str], list[tuple[int, np.ndarray | None]]] = {}
     for run in runs:
-        m = _load(run)
+        m = load_metrics(run)
         sweep = RunDir(run).path("sweep")
         points = json.loads(sweep.read_text())["points"] if sweep.is_file() else []
         found = next((parse_correct(p["correct"]) for p in points
@@ -76,13 +79,82 @@ def against_all_rows(runs: list[Path], n_boot: int = N_BOOT, max_boot: int = MAX
     :func:`intervals` does against naive. Re-weighting and filtering train on the same K views of the
     same questions as this control, so a difference from it is what reliability adds beyond seeing the
     K answers; naive's difference is what the K views alone take away."""
-    frames = []
-    for (dataset, study), correct in all_rows_outcomes(runs).items():
-        out = bootstrap_methods(correct, reference=ALL_ROWS, n_boot=n_boot, max_boot=max_boot)
-        out.insert(0, "method", out.index)
-        out.insert(0, "study", study)
-        out.insert(0, "dataset", dataset)
-        frames.append(out.reset_index(drop=True))
-    if not frames:
+    table = bootstrap_studies(all_rows_outcomes(runs), reference=ALL_ROWS, n_boot=n_boot, max_boot=max_boot)
+    if table.empty:
         return pd.DataFrame(columns=["dataset", "study", "method", "accuracy", "diff", "diff_lo", "diff_hi", "call"])
-    return pd.concat(frames, ignore_index=True)
+    return table
+
+
+MIN_GAP, MAX_MDE, MAX_MINUTES = 10.0, 4.0, 60.0  # the design conditions a study is held to (docs/lora.md)
+
+
+def seed_minutes(report: str | Path) -> dict[str, float]:
+    """Minutes of one seed from an empty cache per params file, from ``benchmarks/end_to_end.py``'s
+    report (``results/benchmarks/end_to_end.json``); {} where there is no report."""
+    path = Path(report)
+    if not path.is_file():
+        return {}
+    return {k: float(v["minutes"]) for k, v in json.loads(path.read_text())["runs"].items() if v.get("ok")}
+
+
+def conditions(iv: pd.DataFrame, power: pd.DataFrame, runs: pd.DataFrame, minutes: dict[str, float]) -> pd.DataFrame:
+    """Per study with intervals (``iv``: :func:`intervals`), whether its design can answer the question:
+    room between the weak supervisor and the ceiling (``gap`` >= :data:`MIN_GAP` points, from the
+    bootstrap), naive clearly below the ceiling (``shortfall``, ceiling - naive in points: its 95%
+    interval above 0, and at least the detectable difference, else the methods have less to recover
+    than the study can see), a small enough
+    detectable difference (``mde`` <= :data:`MAX_MDE` points, ``power``: :func:`power_table`) and a
+    cheap enough seed (``minutes`` <= :data:`MAX_MINUTES`, by the study's params file: :func:`seed_minutes`;
+    ``runs``: :func:`runs_table`). ``holds`` is whether all four do."""
+    cols = ["dataset", "study", "mode", "weak", "ceiling", "gap", "gap_lo", "gap_hi", "pgr", "pgr_lo", "pgr_hi", "shortfall",
+            "shortfall_lo", "shortfall_hi", "mde",
+            "n_seeds", "n_test", "params_file", "minutes", "room", "below_ceiling", "detects", "affordable", "holds"]
+    if iv.empty or "gap" not in iv.columns:
+        return pd.DataFrame(columns=cols)
+    mde = power.set_index(["dataset", "study"])["mde"] if not power.empty else pd.Series(dtype=float)
+    first = runs.groupby(["dataset", "study"])[["mode", "params_file"]].first()
+    rows = []
+    for (dataset, study), g in iv.groupby(["dataset", "study"], sort=True):
+        by = g.set_index("method")
+        if not {"weak", "naive", "ceiling"} <= set(by.index):
+            continue
+        naive, ceiling, key = by.loc["naive"], by.loc["ceiling"], (dataset, study)
+        params_file = first["params_file"].get(key)
+        row = {"dataset": dataset, "study": study, "mode": first["mode"].get(key, "?"),
+               "weak": by.loc["weak", "accuracy"], "ceiling": by.loc["ceiling", "accuracy"],
+               "gap": naive["gap"], "gap_lo": naive["gap_lo"], "gap_hi": naive["gap_hi"],
+               "pgr": naive["pgr"], "pgr_lo": naive["pgr_lo"], "pgr_hi": naive["pgr_hi"],
+               "shortfall": ceiling["diff"], "shortfall_lo": ceiling["diff_lo"], "shortfall_hi": ceiling["diff_hi"],
+               "mde": float(mde.get(key, np.nan)), "n_seeds": int(naive["n_seeds"]), "n_test": int(naive["n_test"]),
+               "params_file": params_file, "minutes": minutes.get(params_file, np.nan)}
+        row["room"] = bool(row["gap"] >= MIN_GAP)
+        row["below_ceiling"] = bool(row["shortfall_lo"] > 0 and row["shortfall"] >= row["mde"])
+        row["detects"] = bool(row["mde"] <= MAX_MDE)
+        row["affordable"] = bool(row["minutes"] <= MAX_MINUTES)
+        row["holds"] = row["room"] and row["below_ceiling"] and row["detects"] and row["affordable"]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=cols)
+
+
+def conditions_markdown(table: pd.DataFrame) -> str:
+    """:func:`conditions` as README's Markdown table: each condition's measurement, marked ✗ where it fails."""
+    def mark(ok: bool) -> str:
+        return "" if ok else " ✗"
+
+    lines = [f"| study | mode | weak → ceiling | gap, points (≥ {MIN_GAP:g}) | ceiling − naive, points (> 0, ≥ detectable) | "
+             f"detectable difference, points (≤ {MAX_MDE:g}) | minutes a seed, cold (≤ {MAX_MINUTES:g}) |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    for _, r in table.iterrows():
+        short = f"{r['shortfall']:.1f} [{r['shortfall_lo']:.1f}, {r['shortfall_hi']:.1f}], PGR {r['pgr']:.2f}"
+        minutes = "not measured" if np.isnan(r["minutes"]) else f"{r['minutes']:.0f}"
+        lines.append(f"| {r['dataset']}/{r['study']} | {r['mode']} | {r['weak']:.3f} → {r['ceiling']:.3f} | "
+                     f"{r['gap']:.1f} [{r['gap_lo']:.1f}, {r['gap_hi']:.1f}]{mark(r['room'])} | "
+                     f"{short}{mark(r['below_ceiling'])} | {r['mde']:.1f} ({r['n_seeds']} × {r['n_test']}){mark(r['detects'])} | "
+                     f"{minutes}{mark(r['affordable'])} |")
+    return "\n".join(lines)
+
+
+def design_markdown(runs: list[Path], report: str | Path) -> str:
+    """README's design-conditions block: :func:`conditions_markdown` of ``runs``, with the seed times
+    of ``report`` (``results/benchmarks/end_to_end.json``)."""
+    return conditions_markdown(conditions(intervals(runs), power_table(runs), runs_table(runs), seed_minutes(report)))

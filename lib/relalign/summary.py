@@ -16,9 +16,9 @@ from .power import study_power
 from .rundir import RunDir
 from .stats import ALPHA, CLOSE_SE, MAX_BOOT, N_BOOT, SIGNIFICANT, TOO_CLOSE, bootstrap_methods, parse_correct
 
-__all__ = ["find_runs", "run_table", "methods_long", "runs_table", "run_seconds", "effect_table", "study_outcomes",
-           "intervals", "power_table", "significance_lines", "markdown_table", "findings_markdown", "scratch_dir",
-           "differences"]
+__all__ = ["find_runs", "load_metrics", "run_table", "methods_long", "runs_table", "run_seconds", "effect_table",
+           "study_outcomes", "intervals", "bootstrap_studies", "power_table", "significance_lines", "markdown_table",
+           "findings_markdown", "scratch_dir", "differences"]
 
 
 def find_runs(results_root: str | Path) -> list[Path]:
@@ -30,7 +30,8 @@ def find_runs(results_root: str | Path) -> list[Path]:
     return sorted(p.parent for p in root.glob("*/*/metrics.json") if RunDir(p.parent).finished())
 
 
-def _load(run: Path) -> dict:
+def load_metrics(run: Path) -> dict:
+    """A finished run's metrics.json."""
     return RunDir(run).read("metrics")
 
 
@@ -38,7 +39,7 @@ def run_table(run_dir: str | Path, markdown: bool = False) -> str:
     """One finished run's comparison -- each method's accuracy on C, PGR and training rows, then a
     line on the zero-shot answers, the weak labels and the filter -- as aligned text, or as
     Markdown (``relalign summary --markdown``)."""
-    m = _load(Path(run_dir))
+    m = load_metrics(Path(run_dir))
     pgr = {k: "-" if r["pgr"] is None or math.isnan(r["pgr"]) else f"{r['pgr']:.2f}" for k, r in m["methods"].items()}
     z, rel = m.get("zero_shot_accuracy") or {}, m["reliability"]
     footer = (f"Zero-shot accuracy on C: weak {z.get('weak', math.nan):.3f}, strong {z.get('strong', math.nan):.3f}. "
@@ -64,7 +65,7 @@ def methods_long(runs: list[Path]) -> pd.DataFrame:
     """One row per (run, method): dataset, study, run, seed, method, accuracy, pgr, n_train."""
     rows = []
     for run in runs:
-        m = _load(run)
+        m = load_metrics(run)
         for name, r in m["methods"].items():
             pgr = r.get("pgr")
             rows.append({"dataset": m["dataset"], "study": study_of(m), "run": run.name, "seed": m.get("seed"),
@@ -79,7 +80,7 @@ def study_outcomes(runs: list[Path]) -> dict[tuple[str, str], dict[str, list[np.
     seed has are kept, and runs written before ``test_correct`` existed are left out."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for run in runs:
-        m = _load(run)
+        m = load_metrics(run)
         if m.get("test_correct"):
             groups.setdefault((m["dataset"], study_of(m)), []).append(m)
     out = {}
@@ -114,19 +115,27 @@ def intervals(runs: list[Path], n_boot: int = N_BOOT, max_boot: int = MAX_BOOT) 
     (:func:`relalign.stats.bootstrap_methods`, ``n_boot`` draws, more up to ``max_boot`` for a
     close call). A study's runs are its seeds; only the methods that every seed has are compared,
     and runs written before ``test_correct`` existed are left out."""
+    table = bootstrap_studies(study_outcomes(runs), n_boot=n_boot, max_boot=max_boot)
+    if table.empty:
+        return pd.DataFrame(columns=["dataset", "study", "method", "accuracy", "acc_lo", "acc_hi"])
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    return table.sort_values(["dataset", "study", "method"], key=lambda c: c.map(rank) if c.name == "method" else c,
+                             kind="stable").reset_index(drop=True)
+
+
+def bootstrap_studies(outcomes: dict[tuple[str, str], dict[str, list[np.ndarray]]], reference: str = "naive",
+                      n_boot: int = N_BOOT, max_boot: int = MAX_BOOT) -> pd.DataFrame:
+    """:func:`relalign.stats.bootstrap_methods` of each (dataset, study) of ``outcomes``
+    (:func:`study_outcomes`) against ``reference``, stacked into one frame with ``dataset``, ``study``
+    and ``method`` columns first; empty where there is no study."""
     frames = []
-    for (dataset, study), correct in study_outcomes(runs).items():
-        out = bootstrap_methods(correct, n_boot=n_boot, max_boot=max_boot)
+    for (dataset, study), correct in outcomes.items():
+        out = bootstrap_methods(correct, reference=reference, n_boot=n_boot, max_boot=max_boot)
         out.insert(0, "method", out.index)
         out.insert(0, "study", study)
         out.insert(0, "dataset", dataset)
         frames.append(out.reset_index(drop=True))
-    if not frames:
-        return pd.DataFrame(columns=["dataset", "study", "method", "accuracy", "acc_lo", "acc_hi"])
-    table = pd.concat(frames, ignore_index=True)
-    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
-    return table.sort_values(["dataset", "study", "method"], key=lambda c: c.map(rank) if c.name == "method" else c,
-                             kind="stable").reset_index(drop=True)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _difference(r: pd.Series) -> str:
@@ -176,7 +185,7 @@ def runs_table(runs: list[Path]) -> pd.DataFrame:
     separate wrong weak labels from right ones."""
     rows = []
     for run in runs:
-        m = _load(run)
+        m = load_metrics(run)
         acc = {k: v["accuracy"] for k, v in m["methods"].items()}
         rel = m["reliability"]
         scores = rel.get("scores") or {}
@@ -193,6 +202,7 @@ def runs_table(runs: list[Path]) -> pd.DataFrame:
             "pgr_naive": (m["methods"].get("naive") or {}).get("pgr", math.nan),
             "mode": training_mode(m.get("params") or {}),
             "minutes": run_seconds(run, m) / 60,
+            "params_file": RunDir(run).status().get("params_file"),
         })
     return pd.DataFrame(rows)
 

@@ -167,16 +167,6 @@ def doc_blocks(report: dict) -> dict[str, str]:
             "lora-estimate-bf16": estimates(report, *PAIR, dtype="bfloat16"), "lora-power": power_table()}
 
 
-def filled(text: str, blocks: dict[str, str]) -> str:
-    """``text`` with each ``<!-- name:start -->`` .. ``<!-- name:end -->`` block replaced."""
-    for name, body in blocks.items():
-        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-        if start not in text or end not in text:
-            raise ValueError(f"no {start} ... {end} block")
-        text = text[: text.index(start) + len(start)] + "\n" + body + "\n" + text[text.index(end):]
-    return text
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--params", default=str(REPO / "params" / "sciq-lora.yaml"))
@@ -197,6 +187,8 @@ def main() -> None:
         print(estimates(json.loads(OUT.read_text()), *args.estimate, dtype=args.estimate_dtype))
         return
     if args.docs:
+        from relalign.docblocks import filled
+
         DOC.write_text(filled(DOC.read_text(), doc_blocks(json.loads(OUT.read_text()))))
         return
     if args.one:

@@ -134,6 +134,7 @@ def test_command_line_misuse(write_params, tmp_path, capsys, guarded):
         ["summary", str(thesis)],
         ["report", "--results", str(tmp_path / "no-results")],
         ["report", "--markdown", "--results", str(thesis)],
+        ["report", "--write", "--results", str(tmp_path / "no-results")],  # nothing to fill README from
         ["compare", str(thesis), str(tmp_path / "no-run")],
         ["train", params, "--run-dir", str(out), "--role", "strong", "--name", "bogus"],
         ["train", params, "--run-dir", str(out), "--role", "weak", "--name", "naive"],

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from relalign.docblocks import filled
 from relalign.params import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
@@ -15,7 +16,7 @@ lora_pairs = pytest.importorskip("lora_pairs")
 def test_docs_lora_tables_are_made_from_the_committed_report():
     doc = lora_pairs.DOC.read_text()
     report = json.loads(lora_pairs.OUT.read_text())
-    assert lora_pairs.filled(doc, lora_pairs.doc_blocks(report)) == doc, "run: python benchmarks/lora_pairs.py --docs"
+    assert filled(doc, lora_pairs.doc_blocks(report)) == doc, "run: python benchmarks/lora_pairs.py --docs"
 
 
 def test_a_seed_costs_what_its_parts_cost():

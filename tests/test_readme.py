@@ -1,34 +1,42 @@
-"""README's generated blocks are what `relalign report --markdown` makes from the committed runs,
-so a number or a sentence there cannot drift from the results."""
+"""README's and docs/results.md's generated blocks are what `relalign report --write` makes from the
+committed runs (relalign.docblocks), so a number or a sentence there cannot drift from the results."""
 
 import re
 
-from relalign.cli import END_TO_END, README_CONDITIONS, README_FINDINGS, README_TABLE
-from relalign.compare import design_markdown
+import pytest
+
+from relalign import docblocks
 from relalign.params import REPO_ROOT
-from relalign.summary import find_runs, findings_markdown, markdown_table
+from relalign.summary import find_runs
 
 README = (REPO_ROOT / "README.md").read_text()
+RESULTS = (REPO_ROOT / "docs" / "results.md").read_text()
 RUNS = find_runs(REPO_ROOT / "results")
 
 
-def _block(markers):
-    start, end = markers
-    found = re.search(re.escape(start) + r"\n(.*?)\n" + re.escape(end), README, flags=re.S)
-    assert found, f"README has no block between {start} and {end}"
-    return found.group(1)
+@pytest.fixture(scope="module")
+def readme_blocks():
+    return docblocks.readme_blocks(RUNS, REPO_ROOT)
 
 
-def test_readme_table_is_made_from_the_committed_runs():
-    assert _block(README_TABLE) == markdown_table(RUNS)
+@pytest.mark.parametrize("name", ["summary-table", "findings", "conditions"])
+def test_readme_blocks_are_made_from_the_committed_runs(name, readme_blocks):
+    assert docblocks.block(README, name) == readme_blocks[name]
 
 
-def test_readme_significance_calls_are_made_from_the_committed_runs():
-    assert _block(README_FINDINGS) == findings_markdown(RUNS)
+def test_results_blocks_are_made_from_the_committed_runs():
+    blocks = docblocks.results_blocks(RUNS)
+    assert blocks, "no study of docs/results.md has runs"
+    for name, body in blocks.items():
+        assert docblocks.block(RESULTS, name) == body, f"docs/results.md's block {name} is not what the runs give"
 
 
-def test_readme_design_conditions_are_made_from_the_committed_runs():
-    assert _block(README_CONDITIONS) == design_markdown(RUNS, REPO_ROOT / END_TO_END)
+def test_filling_replaces_only_the_block():
+    text = "a\n<!-- x:start -->\nold\n<!-- x:end -->\nb\n"
+    assert docblocks.filled(text, {"x": "new"}) == "a\n<!-- x:start -->\nnew\n<!-- x:end -->\nb\n"
+    assert docblocks.block(docblocks.filled(text, {"x": "new"}), "x") == "new"
+    with pytest.raises(ValueError, match="no <!-- y:start -->"):
+        docblocks.filled(text, {"y": "new"})
 
 
 def test_readme_links_resolve():

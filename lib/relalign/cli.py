@@ -16,17 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from .adapters import DataError
 from .models import ModelFileError
 from .params import ParamsError, load_params
 
 EXIT_BAD_INPUT = 2
-# the blocks of README that `relalign report --markdown` makes (tests/test_readme.py checks them)
-README_TABLE = ("<!-- summary-table:start -->", "<!-- summary-table:end -->")
-README_FINDINGS = ("<!-- findings:start -->", "<!-- findings:end -->")
-README_CONDITIONS = ("<!-- conditions:start -->", "<!-- conditions:end -->")
-END_TO_END = "results/benchmarks/end_to_end.json"  # benchmarks/end_to_end.py's report: one seed's cold time
 
 
 def _fail(msg: str) -> int:
@@ -88,20 +84,29 @@ def _seed_overrides(args) -> list[list[str]]:
 def cmd_report(args) -> int:
     from .runner import RunFailed, run_summary
 
-    if args.markdown:
+    if args.markdown or args.write:
+        from . import docblocks
         from .params import REPO_ROOT
-        from .compare import design_markdown
-        from .summary import find_runs, findings_markdown, markdown_table
+        from .summary import find_runs
 
+        root = Path(args.results) if args.results else REPO_ROOT / "results"
         try:
-            runs = find_runs(args.results or REPO_ROOT / "results")
+            runs = find_runs(root)
         except FileNotFoundError as e:
             return _fail(str(e))
         if not runs:
-            return _fail(f"no finished runs under {args.results or REPO_ROOT / 'results'}")
-        print(f"{README_TABLE[0]}\n{markdown_table(runs)}\n{README_TABLE[1]}\n\n"
-              f"{README_FINDINGS[0]}\n{findings_markdown(runs)}\n{README_FINDINGS[1]}\n\n"
-              f"{README_CONDITIONS[0]}\n{design_markdown(runs, REPO_ROOT / END_TO_END)}\n{README_CONDITIONS[1]}")
+            return _fail(f"no finished runs under {root}")
+        readme = docblocks.readme_blocks(runs, REPO_ROOT)
+        if args.markdown:
+            print("\n\n".join(f"<!-- {k}:start -->\n{v}\n<!-- {k}:end -->" for k, v in readme.items()))
+            return 0
+        for doc, blocks in ((REPO_ROOT / "README.md", readme),
+                            (REPO_ROOT / "docs" / "results.md", docblocks.results_blocks(runs))):
+            try:
+                doc.write_text(docblocks.filled(doc.read_text(), blocks))
+            except ValueError as e:
+                return _fail(f"{doc.name}: {e}")
+            print(f"filled {len(blocks)} blocks of {doc.relative_to(REPO_ROOT)}")
         return 0
     try:
         nb = run_summary(args.results, args.out)
@@ -112,7 +117,6 @@ def cmd_report(args) -> int:
 
 
 def cmd_batch(args) -> int:
-    from pathlib import Path
 
     from .runner import RunExists, RunFailed, default_run_dir, run, run_summary
     from .summary import run_table
@@ -234,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("report", help="execute notebook 07 (summary across datasets) over the finished runs")
     p.add_argument("--results", help="the results folder (default results/)")
     p.add_argument("--out", help="where the executed notebook and its figure go (default <results>/summary)")
-    p.add_argument("--markdown", action="store_true", help="only print README's generated blocks: the across-datasets table and the significance calls")
+    p.add_argument("--markdown", action="store_true", help="only print README's generated blocks: the across-datasets table, the significance calls and the design conditions")
+    p.add_argument("--write", action="store_true", help="only fill the generated blocks of README.md and docs/results.md from the runs")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("train", help="train one model of a run (what `accelerate launch` runs on each process)")

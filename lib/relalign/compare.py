@@ -15,11 +15,10 @@ from .evaluation import METHOD_ORDER
 from .rundir import RunDir
 from .selection import sweep_name
 from .stats import MAX_BOOT, N_BOOT, SIGNIFICANT, parse_correct
-from .summary import (bootstrap_studies, intervals, load_metrics, power_table, runs_table, study_of,
-                      study_outcomes)
+from .summary import bootstrap_studies, load_metrics, study_of, study_outcomes
 
 __all__ = ["ALL_ROWS", "by_mode", "all_rows_outcomes", "against_all_rows", "seed_minutes", "conditions",
-           "conditions_markdown", "design_markdown", "MIN_GAP", "MAX_MDE", "MAX_MINUTES"]
+           "conditions_markdown", "MIN_GAP", "MAX_MDE", "MAX_MINUTES"]
 
 
 def by_mode(iv: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -153,8 +152,3 @@ def conditions_markdown(table: pd.DataFrame) -> str:
                      f"{minutes}{mark(r['affordable'])} |")
     return "\n".join(lines)
 
-
-def design_markdown(runs: list[Path], report: str | Path) -> str:
-    """README's design-conditions block: :func:`conditions_markdown` of ``runs``, with the seed times
-    of ``report`` (``results/benchmarks/end_to_end.json``)."""
-    return conditions_markdown(conditions(intervals(runs), power_table(runs), runs_table(runs), seed_minutes(report)))

@@ -1,0 +1,99 @@
+"""The Markdown blocks of README.md and docs/results.md that are made from the committed runs, so that a
+number in them cannot drift from the results: each lives between ``<!-- name:start -->`` and
+``<!-- name:end -->``; ``relalign report --markdown`` prints README's, ``relalign report --write`` fills
+both files, and tests/test_readme.py checks that they hold what the runs give."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from .compare import ALL_ROWS, against_all_rows, conditions, conditions_markdown, seed_minutes
+from .evaluation import METHOD_ORDER
+from .summary import findings_markdown, intervals, markdown_table, methods_long, power_table, runs_table
+
+__all__ = ["END_TO_END", "filled", "block", "readme_blocks", "study_markdown", "all_rows_markdown",
+           "results_blocks", "RESULTS_STUDIES"]
+
+END_TO_END = Path("results") / "benchmarks" / "end_to_end.json"  # benchmarks/end_to_end.py's report
+RESULTS_STUDIES = [("sciq", "default"), ("mmlu", "offline"), ("sciq", "lora"), ("mmlu", "lora"), ("ethics", "lora")]  # docs/results.md's per-study tables
+
+
+def filled(text: str, blocks: dict[str, str]) -> str:
+    """``text`` with each ``<!-- name:start -->`` .. ``<!-- name:end -->`` block's body replaced."""
+    for name, body in blocks.items():
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        if start not in text or end not in text:
+            raise ValueError(f"no {start} ... {end} block")
+        text = text[: text.index(start) + len(start)] + "\n" + body + "\n" + text[text.index(end):]
+    return text
+
+
+def block(text: str, name: str) -> str:
+    """The body of ``text``'s block ``name`` (ValueError where there is none)."""
+    start, end = f"<!-- {name}:start -->\n", f"\n<!-- {name}:end -->"
+    if start not in text or end not in text:
+        raise ValueError(f"no <!-- {name}:start --> ... <!-- {name}:end --> block")
+    return text[text.index(start) + len(start): text.index(end)]
+
+
+def readme_blocks(runs: list[Path], repo: Path) -> dict[str, str]:
+    """README's blocks: the across-datasets table, the significance calls and the design conditions
+    (with the seed times of ``repo``'s :data:`END_TO_END`)."""
+    iv, power = intervals(runs), power_table(runs)
+    design = conditions(iv, power, runs_table(runs), seed_minutes(repo / END_TO_END))
+    return {"summary-table": markdown_table(runs), "findings": findings_markdown(runs),
+            "conditions": conditions_markdown(design)}
+
+
+def _p(r: pd.Series) -> str:
+    """Holm-adjusted p with its Monte Carlo standard error."""
+    return "< 0.001" if r["p_holm"] < 0.0005 else f"{r['p_holm']:.3f} ± {r['p_holm_mc_se']:.3f}"
+
+
+def study_markdown(iv: pd.DataFrame, long: pd.DataFrame, dataset: str, study: str) -> str:
+    """One study's methods (``iv``: :func:`relalign.summary.intervals`; ``long``:
+    :func:`relalign.summary.methods_long`): accuracy on C per seed and its mean with the 95% interval,
+    PGR, the difference from naive with its interval, Holm-adjusted p and call, and the training rows."""
+    g = iv[(iv["dataset"] == dataset) & (iv["study"] == study)].set_index("method")
+    runs = long[(long["dataset"] == dataset) & (long["study"] == study)].sort_values("seed", kind="stable")
+    lines = ["| method | accuracy on C, per seed | mean [95% CI] | PGR | − naive, points [95% CI] | Holm p (± MC SE) | call | "
+             "training rows (seed 0) |", "|---|---:|---:|---:|---:|---:|---|---:|"]
+    for method in sorted(g.index, key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER)):
+        r, per = g.loc[method], runs[runs["method"] == method]
+        diff = "" if method in ("weak", "naive") else f"{r['diff']:+.1f} [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}]"
+        tested = method not in ("weak", "naive", "ceiling")
+        n_train = per["n_train"].iloc[0] if len(per) else None
+        lines.append(f"| {method} | {' / '.join(f'{a:.3f}' for a in per['accuracy'])} | {r['accuracy']:.3f} "
+                     f"[{r['acc_lo']:.3f}, {r['acc_hi']:.3f}] | {r['pgr']:.2f} | {diff} | {_p(r) if tested else ''} | "
+                     f"{r['call'] if tested else ''} | "
+                     f"{'' if n_train is None or (isinstance(n_train, float) and math.isnan(n_train)) else int(n_train)} |")
+    return "\n".join(lines)
+
+
+def all_rows_markdown(control: pd.DataFrame, dataset: str, study: str) -> str:
+    """One study's methods against training on every row of B unweighted
+    (``control``: :func:`relalign.compare.against_all_rows`)."""
+    g = control[(control["dataset"] == dataset) & (control["study"] == study)].set_index("method")
+    lines = [f"| against every row, unweighted ({g.loc[ALL_ROWS, 'accuracy']:.3f}) | − all rows, points [95% CI] | "
+             "Holm p (± MC SE) | call |", "|---|---:|---:|---|"]
+    for method, r in g.drop(index=ALL_ROWS).iterrows():
+        lines.append(f"| {method} ({r['accuracy']:.3f}) | {r['diff']:+.1f} [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}] | "
+                     f"{_p(r)} | {r['call']} |")
+    return "\n".join(lines)
+
+
+def results_blocks(runs: list[Path], studies: list[tuple[str, str]] = RESULTS_STUDIES) -> dict[str, str]:
+    """docs/results.md's blocks: per study of ``studies`` that has runs, ``study:<dataset>/<study>``
+    (:func:`study_markdown`) and, where its sweep has the all-rows point, ``all-rows:<dataset>/<study>``
+    (:func:`all_rows_markdown`)."""
+    iv, long, control = intervals(runs), methods_long(runs), against_all_rows(runs)
+    out = {}
+    for dataset, study in studies:
+        if ((iv["dataset"] == dataset) & (iv["study"] == study)).any():
+            out[f"study:{dataset}/{study}"] = study_markdown(iv, long, dataset, study)
+        if ((control["dataset"] == dataset) & (control["study"] == study)).any():
+            out[f"all-rows:{dataset}/{study}"] = all_rows_markdown(control, dataset, study)
+    return out

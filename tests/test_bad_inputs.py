@@ -42,6 +42,8 @@ PARAMS_CHANGES = {
     "l2 of zero": {"weak": {"head": {"l2": 0}}},
     "head epochs": {"strong": {"head": {"epochs": 300}}},
     "unknown loss normalisation": {"training": {"lora": {"loss_normalisation": "tokens"}}},
+    "normalisation of an unknown training": {"training": {"lora": {"loss_normalisation_by_method": {"reweigting": "all_positions"}}}},
+    "unknown normalisation of a training": {"training": {"lora": {"loss_normalisation_by_method": {"naive": "tokens"}}}},
 }
 
 RAW_FILES = {

@@ -84,6 +84,23 @@ def test_aux_confidence_and_equal_steps_reach_the_learner(write_params, tmp_path
     assert fingerprint(run, stages.job(run, "strong", "aux_confidence")) != fingerprint(run, stages.job(run, "strong", "naive"))
 
 
+def test_the_loss_normalisation_of_one_training_changes_only_that_training(write_params, tmp_path):
+    lora = {"training": {"mode": "lora", "lora": {"max_steps": 1}}}
+    plain = open_run(write_params(lora), tmp_path / "plain")
+    lora["training"]["lora"]["loss_normalisation_by_method"] = {"reweighting": "all_positions",
+                                                                 "supervisor": "all_positions"}
+    mixed = open_run(write_params(lora), tmp_path / "mixed")
+
+    def learner(run, role, name):
+        return answering.learner_for(run, stages.job(run, role, name))
+
+    assert learner(mixed, "strong", "reweighting").lora.loss_normalisation == "all_positions"
+    assert learner(mixed, "weak", "supervisor").lora.loss_normalisation == "all_positions"
+    assert learner(mixed, "strong", "naive").lora.loss_normalisation == "answer_tokens"
+    assert learner(mixed, "strong", "naive").describe() == learner(plain, "strong", "naive").describe()  # cache reused
+    assert learner(mixed, "strong", "reweighting").describe() != learner(plain, "strong", "reweighting").describe()
+
+
 def test_same_params_same_numbers_and_cache_reuse(write_params, tmp_path, monkeypatch):
     path = write_params()
     first = _run_all(open_run(path, tmp_path / "one"))

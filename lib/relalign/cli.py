@@ -150,11 +150,11 @@ def cmd_train(args) -> int:
     from .answering import trained
     from .distributed import shutdown
     from .params import load_params
-    from .selection import sweep_name
+    from .selection import SUPERVISOR, sweep_name
     from .stages import job, open_run
 
     params = load_params(args.params)
-    names = (["supervisor"] if args.role == "weak"
+    names = ([SUPERVISOR] if args.role == "weak"
              else [*params.method_names(), *(sweep_name(f) for f in params.reliability.sweep)])
     if args.name not in names:  # before any scoring or training
         return _fail(f"--name {args.name!r}: the {args.role} model of {args.params} trains {', '.join(names)}")

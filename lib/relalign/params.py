@@ -22,7 +22,7 @@ from .data import SplitSpec
 from .head import PRIORS, HeadSettings
 from .losses import NORMALISATIONS
 from .models import ModelSpec
-from .selection import METHODS
+from .selection import METHODS, SUPERVISOR
 
 __all__ = ["ParamsError", "Params", "load_params", "parse_override", "REPO_ROOT"]
 
@@ -49,6 +49,13 @@ def _plain(name: str) -> str:
     if name in (".", ".."):
         raise ValueError(f"{name!r} is not a folder name")
     return name
+
+
+def _known_trainings(by_name: dict) -> dict:
+    unknown = sorted(set(by_name) - {*METHOD_NAMES, SUPERVISOR})
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: not a method or {SUPERVISOR} (methods: {', '.join(METHOD_NAMES)})")
+    return by_name
 
 
 PlainName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$", max_length=100), AfterValidator(_plain)]
@@ -135,6 +142,10 @@ class LoraParams(Section):
     # answer_tokens: weight x token loss over the step's answer tokens (every method alike);
     # all_positions: the reference's mean over every position, prompt and padding included
     loss_normalisation: Literal[NORMALISATIONS] = "answer_tokens"
+    # per training, by name (a method, or supervisor for the weak model): overrides loss_normalisation
+    # there. The reference's own setting: {reweighting: all_positions} (its other trainings: answer tokens)
+    loss_normalisation_by_method: Annotated[dict[str, Literal[NORMALISATIONS]],
+                                            AfterValidator(_known_trainings)] = {}
     # null: adapters on every decoder layer. N: on the top N only, trained and letter-scored from cached
     # states of the frozen layers below (relalign.partial); N <= the model's layers is checked on loading
     layers: Count | None = None

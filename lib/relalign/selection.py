@@ -44,6 +44,7 @@ COLUMNS = ["qid", "variation", "target", "weight"]
 
 __all__ = [
     "METHODS",
+    "SUPERVISOR",
     "SelectionSettings",
     "entropy_threshold",
     "kept_by_entropy",
@@ -183,6 +184,8 @@ class Method:
     aux_loss: bool = False
     needs: tuple[str, ...] = ()
 
+
+SUPERVISOR = "supervisor"  # the one thing the weak model trains: its training name beside the methods
 
 METHODS: dict[str, Method] = {
     "naive": Method(naive),

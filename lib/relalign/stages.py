@@ -36,7 +36,7 @@ from .cache import Cache, fingerprint
 from .context import Run, memo, open_run, run_of
 from .evaluation import error_auroc, method_table, score_report as _score_report
 from .provenance import provenance
-from .selection import SelectionSettings, build_training_set, entropy_threshold, kept_by_entropy, sweep_name
+from .selection import SUPERVISOR, SelectionSettings, build_training_set, entropy_threshold, kept_by_entropy, sweep_name
 from .training import TrainingData
 
 __all__ = ["Run", "open_run", "run_of", "job", "training_data", "weak_supervisor", "zero_shot_accuracy", "weak_labels",
@@ -53,7 +53,7 @@ def training_data(run: Run, role: str, name: str) -> TrainingData:
     """What ``role`` trains ``name`` on: the weak supervisor on A's canonical prompts with the ground
     truth, the strong model on a method's rows (:func:`training_rows`)."""
     if role == "weak":
-        if name != "supervisor":
+        if name != SUPERVISOR:
             raise ValueError(f"the weak model trains only the supervisor, not {name!r}")
         prompts = run.task.canonical_prompts("A")
         return TrainingData(prompts, run.task.supervisor_targets(prompts), np.ones(len(prompts)))
@@ -75,7 +75,7 @@ def job(run: Run, role: str, name: str) -> Job:
 def weak_supervisor(run: Run) -> dict:
     """Train W on split A with the ground truth; its accuracy on C. Written to weak_supervisor.json."""
     def compute() -> dict:
-        pred = answers(run, "weak", job(run, "weak", "supervisor"))
+        pred = answers(run, "weak", job(run, "weak", SUPERVISOR))
         out = {"accuracy": run.task.accuracy(pred), "zero_shot_accuracy": zero_shot_accuracy(run, "weak"),
                "n_train": len(run.task.splits["A"]), "correct": run.task.correct_string(pred), "predictions": pred}
         run.rundir.write("weak_supervisor", out)
@@ -106,12 +106,12 @@ def _weak_label_table(run: Run) -> pd.DataFrame:
         return run.task.weak_label_rows(rows, _weak_solutions(run, rows, prompts))
 
     def compute() -> pd.DataFrame:
-        predictor = trained(run, job(run, "weak", "supervisor"))
+        predictor = trained(run, job(run, "weak", SUPERVISOR))
         logprobs = predictor.logprobs(prompts, f"weak labels, {len(prompts)} prompts")
         predictor.close()
         return run.task.weak_label_rows(rows, prompts, logprobs)
 
-    key = fingerprint("weak_labels", WEAK_LABELS_VERSION, supervisor=fingerprint_of(run, job(run, "weak", "supervisor")),
+    key = fingerprint("weak_labels", WEAK_LABELS_VERSION, supervisor=fingerprint_of(run, job(run, "weak", SUPERVISOR)),
                       texts=[p.text for p in prompts])
     return Cache(run.where.cache_root).frame("weak_labels", key, compute)[0]
 
@@ -125,7 +125,7 @@ def _weak_solutions(run: Run, rows: list[tuple[str, int]], prompts: list) -> lis
     texts = [""] * len(rows)
     for sample, idx in by_decoding.items():
         desc = "weak labels" if sample is None else f"weak labels, sample {sample}"
-        for i, text in zip(idx, generator(run, "weak", job(run, "weak", "supervisor"), sample)([prompts[i] for i in idx], desc)):
+        for i, text in zip(idx, generator(run, "weak", job(run, "weak", SUPERVISOR), sample)([prompts[i] for i in idx], desc)):
             texts[i] = text
     return texts
 

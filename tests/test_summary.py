@@ -213,6 +213,11 @@ def test_head_against_lora_per_dataset(tmp_path):
     assert not wide.loc[("sciq", "filtering"), "head"].endswith("*")
     fig = plots.mode_figure(iv, table)
     assert len(fig.axes) == 1 and len(fig.axes[0].get_legend().get_texts()) == 2
+    lines = compare.mode_lines(iv, table)
+    assert len(lines) == 2 and lines[0].startswith("sciq/default (head): naive recovers 33% of the gap [")
+    assert "0 of 2 methods significantly better" in lines[0] and "1 of 2 methods significantly better" in lines[1]
+    assert lines[1].endswith("differences from naive +0.0 to +15.0 points")
+    assert compare.mode_lines(iv[iv["study"] == "lora"], table[table["study"] == "lora"]) == []  # one mode only
     for seed in (0, 1, 2):  # a second head study of the dataset: the columns name their studies
         _run(tmp_path, "sciq", "other", lora, seed=seed, n_test=300)
     runs = summary.find_runs(tmp_path)

@@ -17,7 +17,7 @@ from .selection import sweep_name
 from .stats import MAX_BOOT, N_BOOT, SIGNIFICANT, parse_correct
 from .summary import bootstrap_studies, load_metrics, study_of, study_outcomes
 
-__all__ = ["ALL_ROWS", "by_mode", "all_rows_outcomes", "against_all_rows", "seed_minutes", "conditions",
+__all__ = ["ALL_ROWS", "by_mode", "mode_lines", "all_rows_outcomes", "against_all_rows", "seed_minutes", "conditions",
            "conditions_markdown", "MIN_GAP", "MAX_MDE", "MAX_MINUTES"]
 
 
@@ -47,6 +47,28 @@ def by_mode(iv: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     wide = wide.loc[order]
     wide.columns.name = None
     return wide
+
+
+def mode_lines(iv: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    """One sentence per study of a dataset that was run in more than one training mode: naive's PGR
+    with its interval, how many methods are significantly better than naive (Holm), and the range
+    of the methods' differences from naive (``iv``: :func:`intervals`; ``runs``: :func:`runs_table`)."""
+    if iv.empty or "diff" not in iv.columns:
+        return []
+    mode = runs.groupby(["dataset", "study"])["mode"].first()
+    modes = mode.groupby(level="dataset").nunique()
+    lines = []
+    for (dataset, study), g in iv.groupby(["dataset", "study"], sort=True):
+        if modes.get(dataset, 0) < 2 or "naive" not in set(g["method"]):
+            continue
+        naive = g[g["method"] == "naive"].iloc[0]
+        compared = g[~g["method"].isin(["weak", "naive", "ceiling"])]
+        better = compared[(compared["call"] == SIGNIFICANT) & (compared["diff"] > 0)]
+        lines.append(f"{dataset}/{study} ({mode.get((dataset, study), '?')}): naive recovers "
+                     f"{naive['pgr']:.0%} of the gap [{naive['pgr_lo']:.0%}, {naive['pgr_hi']:.0%}]; "
+                     f"{len(better)} of {len(compared)} methods significantly better than naive; differences from "
+                     f"naive {compared['diff'].min():+.1f} to {compared['diff'].max():+.1f} points")
+    return lines
 
 
 ALL_ROWS = "kept_1000"  # the sweep point that keeps every row of B, unweighted: the methods' control

@@ -281,3 +281,21 @@ def test_design_conditions_per_study(tmp_path):
     assert not compare.conditions(iv, power, summary.runs_table(runs), minutes).set_index("study").loc["lora", "holds"]
     assert compare.seed_minutes(tmp_path / "none.json") == {}
     assert compare.conditions(summary.intervals([], n_boot=10), power, summary.runs_table(runs), minutes).empty
+
+
+def test_normalisation_studies_side_by_side(tmp_path):
+    from relalign import docblocks
+
+    for study, naive in (("lora", 0.6), ("lora-refnorm", 0.6)):
+        acc = {"weak": 0.4, "naive": naive, "reweighting": 0.75 if study == "lora" else 0.65,
+               "reweighting_sampled": 0.7, "ceiling": 0.8}
+        for seed in (0, 1, 2):
+            _with_all_rows(_run(tmp_path, "sciq", study, acc, seed=seed, n_test=300), 0.7, 300, seed)
+    runs = summary.find_runs(tmp_path)
+    iv, control, power = summary.intervals(runs, n_boot=300), compare.against_all_rows(runs, n_boot=300), summary.power_table(runs)
+    lines = docblocks.normalisation_markdown(iv, control, power).splitlines()
+    assert lines[0] == ("| | answer tokens (`sciq/lora`) | all positions, re-weighting only (the reference) "
+                        "(`sciq/lora-refnorm`) |")  # lora-allpos has no runs: no column
+    assert lines[2].startswith("| naive's PGR (accuracy) | 0.50 [") and "(0.600)" in lines[2]
+    assert lines[3].startswith("| re-weighting − naive, points | +15.0 [") and "| +5.0 [" in lines[3]
+    assert lines[5].startswith("| re-weighting − all rows unweighted | +5.0 [") and "| -5.0 [" in lines[5]

@@ -101,7 +101,7 @@ def cmd_report(args) -> int:
             print("\n\n".join(f"<!-- {k}:start -->\n{v}\n<!-- {k}:end -->" for k, v in readme.items()))
             return 0
         for doc, blocks in ((REPO_ROOT / "README.md", readme),
-                            (REPO_ROOT / "docs" / "results.md", docblocks.results_blocks(runs))):
+                            *((REPO_ROOT / name, b) for name, b in docblocks.docs_blocks(runs).items())):
             try:
                 doc.write_text(docblocks.filled(doc.read_text(), blocks))
             except ValueError as e:
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", help="the results folder (default results/)")
     p.add_argument("--out", help="where the executed notebook and its figure go (default <results>/summary)")
     p.add_argument("--markdown", action="store_true", help="only print README's generated blocks: the across-datasets table, the significance calls and the design conditions")
-    p.add_argument("--write", action="store_true", help="only fill the generated blocks of README.md and docs/results.md from the runs")
+    p.add_argument("--write", action="store_true", help="only fill the generated blocks of README.md, docs/results.md and docs/lora.md from the runs")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("train", help="train one model of a run (what `accelerate launch` runs on each process)")

@@ -15,9 +15,12 @@ from .evaluation import METHOD_ORDER
 from .summary import findings_markdown, intervals, markdown_table, methods_long, power_table, runs_table
 
 __all__ = ["END_TO_END", "filled", "block", "readme_blocks", "study_markdown", "all_rows_markdown",
-           "results_blocks", "RESULTS_STUDIES"]
+           "results_blocks", "RESULTS_STUDIES", "normalisation_markdown", "NORMALISATION_STUDIES", "docs_blocks"]
 
 END_TO_END = Path("results") / "benchmarks" / "end_to_end.json"  # benchmarks/end_to_end.py's report
+# docs/lora.md's comparison of the loss normalisations: study -> how it normalises
+NORMALISATION_STUDIES = {"lora": "answer tokens", "lora-allpos": "all positions, every training",
+                         "lora-refnorm": "all positions, re-weighting only (the reference)"}
 RESULTS_STUDIES = [("sciq", "default"), ("mmlu", "offline"), ("sciq", "lora"), ("mmlu", "lora"), ("ethics", "lora")]  # docs/results.md's per-study tables
 
 
@@ -85,11 +88,14 @@ def all_rows_markdown(control: pd.DataFrame, dataset: str, study: str) -> str:
     return "\n".join(lines)
 
 
-def results_blocks(runs: list[Path], studies: list[tuple[str, str]] = RESULTS_STUDIES) -> dict[str, str]:
+def results_blocks(runs: list[Path], studies: list[tuple[str, str]] = RESULTS_STUDIES, iv: pd.DataFrame | None = None,
+                   control: pd.DataFrame | None = None) -> dict[str, str]:
     """docs/results.md's blocks: per study of ``studies`` that has runs, ``study:<dataset>/<study>``
     (:func:`study_markdown`) and, where its sweep has the all-rows point, ``all-rows:<dataset>/<study>``
     (:func:`all_rows_markdown`)."""
-    iv, long, control = intervals(runs), methods_long(runs), against_all_rows(runs)
+    iv = intervals(runs) if iv is None else iv
+    control = against_all_rows(runs) if control is None else control
+    long = methods_long(runs)
     out = {}
     for dataset, study in studies:
         if ((iv["dataset"] == dataset) & (iv["study"] == study)).any():
@@ -97,3 +103,40 @@ def results_blocks(runs: list[Path], studies: list[tuple[str, str]] = RESULTS_ST
         if ((control["dataset"] == dataset) & (control["study"] == study)).any():
             out[f"all-rows:{dataset}/{study}"] = all_rows_markdown(control, dataset, study)
     return out
+
+
+def normalisation_markdown(iv: pd.DataFrame, control: pd.DataFrame, power: pd.DataFrame, dataset: str = "sciq",
+                           studies: dict[str, str] = NORMALISATION_STUDIES) -> str:
+    """The studies of ``dataset`` that differ only in their loss normalisation, side by side: naive's
+    PGR and accuracy, re-weighting's difference from naive and from the all-rows control (with
+    intervals and calls) and the detectable difference (``iv``: :func:`relalign.summary.intervals`;
+    ``control``: :func:`relalign.compare.against_all_rows`; ``power``: :func:`relalign.summary.power_table`)."""
+    present = [s for s in studies if ((iv["dataset"] == dataset) & (iv["study"] == s)).any()]
+
+    def cell(frame: pd.DataFrame, study: str, method: str, what: str) -> str:
+        r = frame[(frame["dataset"] == dataset) & (frame["study"] == study) & (frame["method"] == method)]
+        if r.empty:
+            return ""
+        r = r.iloc[0]
+        if what == "pgr":
+            return f"{r['pgr']:.2f} [{r['pgr_lo']:.2f}, {r['pgr_hi']:.2f}] ({r['accuracy']:.3f})"
+        return f"{r['diff']:+.1f} [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}], {r['call']}"
+
+    mde = power.set_index(["dataset", "study"])["mde"] if not power.empty else pd.Series(dtype=float)
+    rows = [("naive's PGR (accuracy)", lambda s: cell(iv, s, "naive", "pgr")),
+            ("re-weighting − naive, points", lambda s: cell(iv, s, "reweighting", "diff")),
+            ("reweighting_sampled − naive", lambda s: cell(iv, s, "reweighting_sampled", "diff")),
+            ("re-weighting − all rows unweighted", lambda s: cell(control, s, "reweighting", "diff")),
+            ("detectable difference, points", lambda s: f"{mde.get((dataset, s), float('nan')):.1f}")]
+    lines = ["| | " + " | ".join(f"{studies[s]} (`{dataset}/{s}`)" for s in present) + " |",
+             "|---|" + "---:|" * len(present)]
+    lines += [f"| {name} | " + " | ".join(get(s) for s in present) + " |" for name, get in rows]
+    return "\n".join(lines)
+
+
+def docs_blocks(runs: list[Path]) -> dict[str, dict[str, str]]:
+    """The generated blocks of docs/ made from the runs, by file: docs/results.md's per-study tables
+    (:func:`results_blocks`) and docs/lora.md's normalisation comparison (:func:`normalisation_markdown`)."""
+    iv, control, power = intervals(runs), against_all_rows(runs), power_table(runs)
+    return {"docs/results.md": results_blocks(runs, iv=iv, control=control),
+            "docs/lora.md": {"normalisation": normalisation_markdown(iv, control, power)}}

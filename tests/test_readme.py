@@ -7,15 +7,20 @@ import pytest
 
 from relalign import docblocks
 from relalign.params import REPO_ROOT
-from relalign.summary import find_runs
+from relalign.summary import find_runs, intervals, power_table
 
 README = (REPO_ROOT / "README.md").read_text()
 RUNS = find_runs(REPO_ROOT / "results")
 
 
 @pytest.fixture(scope="module")
-def readme_blocks():
-    return docblocks.readme_blocks(RUNS, REPO_ROOT)
+def computed():
+    return intervals(RUNS), power_table(RUNS)
+
+
+@pytest.fixture(scope="module")
+def readme_blocks(computed):
+    return docblocks.readme_blocks(RUNS, REPO_ROOT, *computed)
 
 
 @pytest.mark.parametrize("name", ["summary-table", "findings", "conditions"])
@@ -23,8 +28,8 @@ def test_readme_blocks_are_made_from_the_committed_runs(name, readme_blocks):
     assert docblocks.block(README, name) == readme_blocks[name]
 
 
-def test_docs_blocks_are_made_from_the_committed_runs():
-    made = docblocks.docs_blocks(RUNS)
+def test_docs_blocks_are_made_from_the_committed_runs(computed):
+    made = docblocks.docs_blocks(RUNS, *computed)
     assert made["docs/results.md"], "no study of docs/results.md has runs"
     for doc, blocks in made.items():
         text = (REPO_ROOT / doc).read_text()

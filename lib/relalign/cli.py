@@ -87,7 +87,7 @@ def cmd_report(args) -> int:
     if args.markdown or args.write:
         from . import docblocks
         from .params import REPO_ROOT
-        from .summary import find_runs
+        from .summary import find_runs, intervals, power_table
 
         root = Path(args.results) if args.results else REPO_ROOT / "results"
         try:
@@ -96,12 +96,13 @@ def cmd_report(args) -> int:
             return _fail(str(e))
         if not runs:
             return _fail(f"no finished runs under {root}")
-        readme = docblocks.readme_blocks(runs, REPO_ROOT)
+        iv, power = intervals(runs), power_table(runs)  # the bootstrap, once for every block
+        readme = docblocks.readme_blocks(runs, REPO_ROOT, iv, power)
         if args.markdown:
             print("\n\n".join(f"<!-- {k}:start -->\n{v}\n<!-- {k}:end -->" for k, v in readme.items()))
             return 0
         for doc, blocks in ((REPO_ROOT / "README.md", readme),
-                            *((REPO_ROOT / name, b) for name, b in docblocks.docs_blocks(runs).items())):
+                            *((REPO_ROOT / name, b) for name, b in docblocks.docs_blocks(runs, iv, power).items())):
             try:
                 doc.write_text(docblocks.filled(doc.read_text(), blocks))
             except ValueError as e:
@@ -117,7 +118,6 @@ def cmd_report(args) -> int:
 
 
 def cmd_batch(args) -> int:
-
     from .runner import RunExists, RunFailed, default_run_dir, run, run_summary
     from .summary import run_table
 

@@ -1,7 +1,8 @@
-"""The Markdown blocks of README.md and docs/results.md that are made from the committed runs, so that a
-number in them cannot drift from the results: each lives between ``<!-- name:start -->`` and
-``<!-- name:end -->``; ``relalign report --markdown`` prints README's, ``relalign report --write`` fills
-both files, and tests/test_readme.py checks that they hold what the runs give."""
+"""The Markdown blocks of README.md, docs/results.md and docs/lora.md that are made from the committed
+runs, so that a number in them cannot drift from the results: each lives between
+``<!-- name:start -->`` and ``<!-- name:end -->``; ``relalign report --markdown`` prints README's,
+``relalign report --write`` fills all three files, and tests/test_readme.py checks that they hold what
+the runs give."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ END_TO_END = Path("results") / "benchmarks" / "end_to_end.json"  # benchmarks/en
 # docs/lora.md's comparison of the loss normalisations: study -> how it normalises
 NORMALISATION_STUDIES = {"lora": "answer tokens", "lora-allpos": "all positions, every training",
                          "lora-refnorm": "all positions, re-weighting only (the reference)"}
-RESULTS_STUDIES = [("sciq", "default"), ("mmlu", "offline"), ("sciq", "lora"), ("mmlu", "lora"), ("ethics", "lora")]  # docs/results.md's per-study tables
+# docs/results.md's per-study tables
+RESULTS_STUDIES = [("sciq", "default"), ("mmlu", "offline"), ("sciq", "lora"), ("mmlu", "lora"), ("ethics", "lora")]
 
 
 def filled(text: str, blocks: dict[str, str]) -> str:
@@ -42,12 +44,16 @@ def block(text: str, name: str) -> str:
     return text[text.index(start) + len(start): text.index(end)]
 
 
-def readme_blocks(runs: list[Path], repo: Path) -> dict[str, str]:
+def readme_blocks(runs: list[Path], repo: Path, iv: pd.DataFrame | None = None,
+                  power: pd.DataFrame | None = None) -> dict[str, str]:
     """README's blocks: the across-datasets table, the significance calls and the design conditions
-    (with the seed times of ``repo``'s :data:`END_TO_END`)."""
-    iv, power = intervals(runs), power_table(runs)
+    (with the seed times of ``repo``'s :data:`END_TO_END`); ``iv`` and ``power`` are
+    :func:`relalign.summary.intervals` and :func:`relalign.summary.power_table` of ``runs`` where the
+    caller has them."""
+    iv = intervals(runs) if iv is None else iv
+    power = power_table(runs) if power is None else power
     design = conditions(iv, power, runs_table(runs), seed_minutes(repo / END_TO_END))
-    return {"summary-table": markdown_table(runs), "findings": findings_markdown(runs),
+    return {"summary-table": markdown_table(runs, iv), "findings": findings_markdown(runs, iv, power),
             "conditions": conditions_markdown(design)}
 
 
@@ -134,9 +140,13 @@ def normalisation_markdown(iv: pd.DataFrame, control: pd.DataFrame, power: pd.Da
     return "\n".join(lines)
 
 
-def docs_blocks(runs: list[Path]) -> dict[str, dict[str, str]]:
+def docs_blocks(runs: list[Path], iv: pd.DataFrame | None = None,
+                power: pd.DataFrame | None = None) -> dict[str, dict[str, str]]:
     """The generated blocks of docs/ made from the runs, by file: docs/results.md's per-study tables
-    (:func:`results_blocks`) and docs/lora.md's normalisation comparison (:func:`normalisation_markdown`)."""
-    iv, control, power = intervals(runs), against_all_rows(runs), power_table(runs)
+    (:func:`results_blocks`) and docs/lora.md's normalisation comparison (:func:`normalisation_markdown`);
+    ``iv`` and ``power`` as for :func:`readme_blocks`."""
+    iv = intervals(runs) if iv is None else iv
+    power = power_table(runs) if power is None else power
+    control = against_all_rows(runs)
     return {"docs/results.md": results_blocks(runs, iv=iv, control=control),
             "docs/lora.md": {"normalisation": normalisation_markdown(iv, control, power)}}

@@ -259,20 +259,23 @@ def _accuracy_cell(r: pd.Series) -> str:
     return cell
 
 
-def markdown_table(runs: list[Path]) -> str:
+def markdown_table(runs: list[Path], iv: pd.DataFrame | None = None) -> str:
     """The across-datasets table of README, one row per study: mean accuracy on C over its seeds of
     every method with the half-width of its 95% interval (bold: significantly better than naive,
     Holm-adjusted; marked † with a footnote where the call is too close to make), how the strong
     model was trained and the two models' sizes, naive's PGR (mean over seeds), the strong
     model's zero-shot accuracy, the AUROC of the entropy score and the mean wall time of a run.
-    Studies whose runs predate the intervals show plain accuracies."""
+    Studies whose runs predate the intervals show plain accuracies. ``iv``: :func:`intervals` of
+    ``runs``, where the caller has them."""
     long = methods_long(runs)
     table = runs_table(runs).groupby(["dataset", "study"]).agg(
         n_C=("n_C", "first"), seeds=("run", "size"), strong_zero_shot=("strong_zero_shot", "mean"),
         entropy_auroc=("entropy_auroc", "mean"), minutes=("minutes", "mean"), mode=("mode", "first"),
         weak_model=("weak_model", "first"), strong_model=("strong_model", "first"), pgr_naive=("pgr_naive", "mean"))
     acc = long.pivot_table(index=["dataset", "study"], columns="method", values="accuracy", aggfunc="mean")
-    iv = intervals(runs).set_index(["dataset", "study", "method"]) if runs else None
+    if iv is None and runs:
+        iv = intervals(runs)
+    iv = iv.set_index(["dataset", "study", "method"]) if iv is not None else None
     methods = [m for m in METHOD_ORDER if m in acc.columns]
     head = ["study", "mode", "weak → strong", "seeds", "n C", *methods, "PGR naive", "strong 0-shot", "AUROC H",
             "min/run"]
@@ -299,10 +302,12 @@ def markdown_table(runs: list[Path]) -> str:
     return "\n".join(lines)
 
 
-def findings_markdown(runs: list[Path]) -> str:
+def findings_markdown(runs: list[Path], iv: pd.DataFrame | None = None, power: pd.DataFrame | None = None) -> str:
     """README's "significance" list: one bullet per study from :func:`significance_lines`, with its
     power, made from the runs so that the sentences cannot drift from the numbers."""
-    return "\n".join(f"- {line}" for line in significance_lines(intervals(runs), power_table(runs)))
+    iv = intervals(runs) if iv is None else iv
+    power = power_table(runs) if power is None else power
+    return "\n".join(f"- {line}" for line in significance_lines(iv, power))
 
 
 def differences(a: object, b: object, ignore: tuple[str, ...] = ("provenance", "params"), at: str = "") -> list[str]:

@@ -101,6 +101,24 @@ def test_the_loss_normalisation_of_one_training_changes_only_that_training(write
     assert learner(mixed, "strong", "reweighting").describe() != learner(plain, "strong", "reweighting").describe()
 
 
+def test_pinned_threads_are_set_and_key_what_is_cached(write_params, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        free = open_run(write_params(), tmp_path / "free")
+        assert torch.get_num_threads() == before and "threads" not in free.pool.model_id("strong")  # keys as before
+        one = open_run(write_params({"compute": {"threads": 1}}), tmp_path / "one")
+        assert torch.get_num_threads() == 1
+        two = open_run(write_params({"compute": {"threads": 2}}), tmp_path / "two")
+        assert torch.get_num_threads() == 2
+        assert one.pool.model_id("weak") != two.pool.model_id("weak")  # scores and generations
+        naive = [answering.fingerprint_of(r, stages.job(r, "strong", "naive")) for r in (one, two)]
+        assert naive[0] != naive[1]  # a trained model, and what is cached under it (weak labels)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_same_params_same_numbers_and_cache_reuse(write_params, tmp_path, monkeypatch):
     path = write_params()
     first = _run_all(open_run(path, tmp_path / "one"))

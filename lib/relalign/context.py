@@ -47,7 +47,12 @@ def open_run(params_file: str | Path, run_dir: str | Path | None = None, overrid
 
 
 def run_of(params: Params, run_dir: str | Path) -> Run:
-    """The run of loaded ``params`` in ``run_dir``: its splits drawn, nothing computed yet."""
+    """The run of loaded ``params`` in ``run_dir``: its splits drawn, nothing computed yet; torch's
+    thread count set where ``compute.threads`` pins it."""
+    if params.compute.threads is not None:
+        import torch
+
+        torch.set_num_threads(params.compute.threads)
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     adapter = params.adapter()
     specs = params.split_specs()

@@ -173,6 +173,7 @@ class ComputeParams(Section):
     device_map: Literal["auto"] | None = None  # "auto": spread a model that does not fit one GPU over all of them
     max_tokens_per_batch: Count = 512  # a forward pass's budget (padded tokens)
     shared_prefix: bool = True  # scoring: the K variations of a question run their common prefix once
+    threads: Count | None = None  # torch's CPU threads (null: its default); CPU sums, and so results, depend on it
 
 
 class GenerationParams(Section):

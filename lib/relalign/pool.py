@@ -32,11 +32,13 @@ class ModelPool:
 
     def model_id(self, role: str) -> dict:
         """What a cached score, generation or trained adapter of ``role``'s model depends on: the
-        model and the number format it is loaded in (bf16 and fp32 write different answers)."""
+        model, the number format it is loaded in (bf16 and fp32 write different answers) and, where
+        ``compute.threads`` pins it, torch's thread count (a CPU sums in another order on more threads)."""
         from .models import resolve_dtype
 
         r = self.params.compute
-        return {**self.params.model_spec(role).describe(), "dtype": resolve_dtype(r.dtype, r.device)}
+        threads = {"threads": r.threads} if r.threads is not None else {}
+        return {**self.params.model_spec(role).describe(), "dtype": resolve_dtype(r.dtype, r.device), **threads}
 
     def model(self, role: str):
         if role not in self._loaded:

@@ -275,12 +275,37 @@ def test_design_conditions_per_study(tmp_path):
     assert not hi["below_ceiling"] and not hi["detects"] and hi["affordable"] and not hi["holds"]  # 5 points < MDE 6
     text = compare.conditions_markdown(table.reset_index())
     assert text.count("✗") == 3 and "| sciq/lora |" in text and "40.0 [" in text
-    minutes["params/x-lora.yaml"] = 59.0
+    minutes[("params/x-lora.yaml", "")] = 59.0
     assert compare.conditions(iv, power, summary.runs_table(runs), minutes).set_index("study").loc["lora", "holds"]
     power.loc[0, "mde"] = 4.5
     assert not compare.conditions(iv, power, summary.runs_table(runs), minutes).set_index("study").loc["lora", "holds"]
     assert compare.seed_minutes(tmp_path / "none.json") == {}
     assert compare.conditions(summary.intervals([], n_boot=10), power, summary.runs_table(runs), minutes).empty
+
+
+def test_a_variant_takes_its_own_seed_time_or_says_it_was_not_timed(tmp_path):
+    acc = {"weak": 0.4, "naive": 0.6, "reweighting": 0.7, "ceiling": 0.8}
+    for study, sets in (("lora", []), ("lora-refnorm", ["name=lora-refnorm", "methods=[naive, reweighting, ceiling]"])):
+        for seed in (0, 1):
+            run = _run(tmp_path, "sciq", study, acc, seed=seed, n_test=500)
+            (run / "run_status.json").write_text(json.dumps({"status": "complete", "params_file": "params/x-lora.yaml",
+                                                             "overrides": [f"seed={seed}", *sets], "seconds": 60.0}))
+    report = tmp_path / "end_to_end.json"
+    report.write_text(json.dumps({"runs": {"params/x-lora.yaml": {"params": "params/x-lora.yaml", "ok": True,
+                                                                  "minutes": 30.0, "overrides": ["seed=1"]}}}))
+    runs = summary.find_runs(tmp_path)
+    iv = summary.intervals(runs, n_boot=200)
+    power = pd.DataFrame({"dataset": ["sciq"] * 2, "study": ["lora", "lora-refnorm"], "mde": [3.0, 3.0]})
+    minutes = compare.seed_minutes(report)
+    assert minutes == {("params/x-lora.yaml", ""): 30.0}  # the seed is not part of the variant
+    table = compare.conditions(iv, power, summary.runs_table(runs), minutes).set_index("study")
+    assert table.loc["lora", "timed_variant"] and not table.loc["lora-refnorm", "timed_variant"]
+    assert table.loc["lora-refnorm", "minutes"] == 30.0
+    lines = compare.conditions_markdown(table.reset_index()).splitlines()
+    assert "without this study's `--set`" in lines[-1] and "without" not in lines[-2]
+    minutes[("params/x-lora.yaml", "methods=[naive, reweighting, ceiling]; name=lora-refnorm")] = 12.0
+    table = compare.conditions(iv, power, summary.runs_table(runs), minutes).set_index("study")
+    assert table.loc["lora-refnorm", "minutes"] == 12.0 and table.loc["lora-refnorm", "timed_variant"]
 
 
 def test_normalisation_studies_side_by_side(tmp_path):
@@ -299,3 +324,22 @@ def test_normalisation_studies_side_by_side(tmp_path):
     assert lines[2].startswith("| naive's PGR (accuracy) | 0.50 [") and "(0.600)" in lines[2]
     assert lines[3].startswith("| re-weighting − naive, points | +15.0 [") and "| +5.0 [" in lines[3]
     assert lines[5].startswith("| re-weighting − all rows unweighted | +5.0 [") and "| -5.0 [" in lines[5]
+
+
+def test_sweep_table_is_the_mean_over_seeds_of_the_fractions_every_seed_ran(tmp_path):
+    from relalign import docblocks
+
+    acc = {"weak": 0.4, "naive": 0.6, "ceiling": 0.8}
+    for seed, points in ((0, [(0.5, 0.70, 0.9), (1.0, 0.60, 0.5)]), (1, [(0.5, 0.80, 0.7), (0.7, 0.5, 0.6), (1.0, 0.62, 0.5)])):
+        run = _run(tmp_path, "sciq", "lora", acc, seed=seed, n_test=100)
+        rows = [{"fraction": f, "accuracy": a, "label_accuracy": la, "paper": False} for f, a, la in points]
+        rows.append({"fraction": 0.5, "accuracy": 0.0, "label_accuracy": 0.0, "paper": True})  # not a sweep point
+        (run / "sweep.json").write_text(json.dumps({"points": rows}))
+    runs = summary.find_runs(tmp_path)
+    table = docblocks.sweep_markdown(runs, "sciq", "lora").splitlines()
+    assert table[0] == "| kept fraction | 50% | 100% |"  # 70%: one seed only
+    assert table[2] == "| strong accuracy on C | 0.750 | 0.610 |"
+    assert table[3] == "| label accuracy of the kept rows | 0.800 | 0.500 |"
+    assert docblocks.sweep_markdown(runs, "sciq", "other") is None
+    (runs[0] / "sweep.json").unlink()
+    assert docblocks.sweep_markdown(runs, "sciq", "lora") is None

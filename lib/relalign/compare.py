@@ -15,7 +15,7 @@ from .evaluation import METHOD_ORDER
 from .rundir import RunDir
 from .selection import sweep_name
 from .stats import MAX_BOOT, N_BOOT, SIGNIFICANT, parse_correct
-from .summary import bootstrap_studies, load_metrics, study_of, study_outcomes
+from .summary import bootstrap_studies, load_metrics, study_of, study_outcomes, variant
 
 __all__ = ["ALL_ROWS", "by_mode", "mode_lines", "all_rows_outcomes", "against_all_rows", "seed_minutes", "conditions",
            "conditions_markdown", "MIN_GAP", "MAX_MDE", "MAX_MINUTES"]
@@ -109,13 +109,14 @@ def against_all_rows(runs: list[Path], n_boot: int = N_BOOT, max_boot: int = MAX
 MIN_GAP, MAX_MDE, MAX_MINUTES = 10.0, 4.0, 60.0  # the design conditions a study is held to (docs/lora.md)
 
 
-def seed_minutes(report: str | Path) -> dict[str, float]:
-    """Minutes of one seed from an empty cache per params file, from ``benchmarks/end_to_end.py``'s
-    report (``results/benchmarks/end_to_end.json``); {} where there is no report."""
+def seed_minutes(report: str | Path) -> dict[tuple[str, str], float]:
+    """Minutes of one seed from an empty cache per (params file, :func:`~relalign.summary.variant`), from
+    ``benchmarks/end_to_end.py``'s report (``results/benchmarks/end_to_end.json``); {} where there is no report."""
     path = Path(report)
     if not path.is_file():
         return {}
-    return {k: float(v["minutes"]) for k, v in json.loads(path.read_text())["runs"].items() if v.get("ok")}
+    return {(v.get("params", k), variant(v.get("overrides") or [])): float(v["minutes"])
+            for k, v in json.loads(path.read_text())["runs"].items() if v.get("ok")}
 
 
 def conditions(iv: pd.DataFrame, power: pd.DataFrame, runs: pd.DataFrame, minutes: dict[str, float]) -> pd.DataFrame:
@@ -125,29 +126,31 @@ def conditions(iv: pd.DataFrame, power: pd.DataFrame, runs: pd.DataFrame, minute
     interval above 0, and at least the detectable difference, else the methods have less to recover
     than the study can see), a small enough
     detectable difference (``mde`` <= :data:`MAX_MDE` points, ``power``: :func:`power_table`) and a
-    cheap enough seed (``minutes`` <= :data:`MAX_MINUTES`, by the study's params file: :func:`seed_minutes`;
-    ``runs``: :func:`runs_table`). ``holds`` is whether all four do."""
+    cheap enough seed (``minutes`` <= :data:`MAX_MINUTES`: :func:`seed_minutes` of the study's params
+    file and ``--set`` variant; a variant never timed takes its params file's time, ``timed_variant``
+    False; ``runs``: :func:`runs_table`). ``holds`` is whether all four do."""
     cols = ["dataset", "study", "mode", "weak", "ceiling", "gap", "gap_lo", "gap_hi", "pgr", "pgr_lo", "pgr_hi", "shortfall",
             "shortfall_lo", "shortfall_hi", "mde",
-            "n_seeds", "n_test", "params_file", "minutes", "room", "below_ceiling", "detects", "affordable", "holds"]
+            "n_seeds", "n_test", "params_file", "minutes", "timed_variant", "room", "below_ceiling", "detects", "affordable", "holds"]
     if iv.empty or "gap" not in iv.columns:
         return pd.DataFrame(columns=cols)
     mde = power.set_index(["dataset", "study"])["mde"] if not power.empty else pd.Series(dtype=float)
-    first = runs.groupby(["dataset", "study"])[["mode", "params_file"]].first()
+    first = runs.groupby(["dataset", "study"])[["mode", "params_file", "variant"]].first()
     rows = []
     for (dataset, study), g in iv.groupby(["dataset", "study"], sort=True):
         by = g.set_index("method")
         if not {"weak", "naive", "ceiling"} <= set(by.index):
             continue
         naive, ceiling, key = by.loc["naive"], by.loc["ceiling"], (dataset, study)
-        params_file = first["params_file"].get(key)
+        params_file, timed = first["params_file"].get(key), (first["params_file"].get(key), first["variant"].get(key))
         row = {"dataset": dataset, "study": study, "mode": first["mode"].get(key, "?"),
                "weak": by.loc["weak", "accuracy"], "ceiling": by.loc["ceiling", "accuracy"],
                "gap": naive["gap"], "gap_lo": naive["gap_lo"], "gap_hi": naive["gap_hi"],
                "pgr": naive["pgr"], "pgr_lo": naive["pgr_lo"], "pgr_hi": naive["pgr_hi"],
                "shortfall": ceiling["diff"], "shortfall_lo": ceiling["diff_lo"], "shortfall_hi": ceiling["diff_hi"],
                "mde": float(mde.get(key, np.nan)), "n_seeds": int(naive["n_seeds"]), "n_test": int(naive["n_test"]),
-               "params_file": params_file, "minutes": minutes.get(params_file, np.nan)}
+               "params_file": params_file, "timed_variant": timed in minutes,
+               "minutes": minutes.get(timed, minutes.get((params_file, ""), np.nan))}
         row["room"] = bool(row["gap"] >= MIN_GAP)
         row["below_ceiling"] = bool(row["shortfall_lo"] > 0 and row["shortfall"] >= row["mde"])
         row["detects"] = bool(row["mde"] <= MAX_MDE)
@@ -167,7 +170,8 @@ def conditions_markdown(table: pd.DataFrame) -> str:
              "|---|---|---|---:|---:|---:|---:|"]
     for _, r in table.iterrows():
         short = f"{r['shortfall']:.1f} [{r['shortfall_lo']:.1f}, {r['shortfall_hi']:.1f}], PGR {r['pgr']:.2f}"
-        minutes = "not measured" if np.isnan(r["minutes"]) else f"{r['minutes']:.0f}"
+        minutes = "not measured" if np.isnan(r["minutes"]) else f"{r['minutes']:.0f}" + (
+            "" if r["timed_variant"] else ", its params file without this study's `--set`")
         lines.append(f"| {r['dataset']}/{r['study']} | {r['mode']} | {r['weak']:.3f} → {r['ceiling']:.3f} | "
                      f"{r['gap']:.1f} [{r['gap_lo']:.1f}, {r['gap_hi']:.1f}]{mark(r['room'])} | "
                      f"{short}{mark(r['below_ceiling'])} | {r['mde']:.1f} ({r['n_seeds']} × {r['n_test']}){mark(r['detects'])} | "

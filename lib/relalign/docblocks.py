@@ -6,6 +6,7 @@ the runs give."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -13,10 +14,11 @@ import pandas as pd
 
 from .compare import ALL_ROWS, against_all_rows, conditions, conditions_markdown, seed_minutes
 from .evaluation import METHOD_ORDER
-from .summary import findings_markdown, intervals, markdown_table, methods_long, power_table, runs_table
+from .rundir import RunDir
+from .summary import findings_markdown, intervals, load_metrics, markdown_table, methods_long, power_table, runs_table, study_of
 
 __all__ = ["END_TO_END", "filled", "block", "readme_blocks", "study_markdown", "all_rows_markdown",
-           "results_blocks", "RESULTS_STUDIES", "normalisation_markdown", "NORMALISATION_STUDIES", "docs_blocks"]
+           "sweep_markdown", "results_blocks", "RESULTS_STUDIES", "normalisation_markdown", "NORMALISATION_STUDIES", "docs_blocks"]
 
 END_TO_END = Path("results") / "benchmarks" / "end_to_end.json"  # benchmarks/end_to_end.py's report
 # docs/lora.md's comparison of the loss normalisations: study -> how it normalises
@@ -94,11 +96,38 @@ def all_rows_markdown(control: pd.DataFrame, dataset: str, study: str) -> str:
     return "\n".join(lines)
 
 
+def sweep_markdown(runs: list[Path], dataset: str, study: str) -> str | None:
+    """One study's threshold sweep, mean over its seeds: per kept fraction of B's rows (most reliable
+    first), the strong model's accuracy on C and the weak labels' accuracy on the kept rows. Only the
+    fractions every seed ran; None where a seed has no sweep.json."""
+    points = []
+    for run in runs:
+        m = load_metrics(run)
+        if (m["dataset"], study_of(m)) != (dataset, study):
+            continue
+        path = RunDir(run).path("sweep")
+        if not path.is_file():
+            return None
+        points += [{"run": run.name, "fraction": p["fraction"], "accuracy": p["accuracy"],
+                    "label_accuracy": p.get("label_accuracy", math.nan)}
+                   for p in json.loads(path.read_text())["points"] if not p.get("paper")]
+    if not points:
+        return None
+    frame = pd.DataFrame(points)
+    every = frame.groupby("fraction")["run"].nunique() == frame["run"].nunique()
+    mean = frame[frame["fraction"].isin(every[every].index)].groupby("fraction")[["accuracy", "label_accuracy"]].mean()
+    return "\n".join([
+        "| kept fraction | " + " | ".join(f"{f:.0%}" for f in mean.index) + " |",
+        "|---|" + "---:|" * len(mean),
+        "| strong accuracy on C | " + " | ".join(f"{a:.3f}" for a in mean["accuracy"]) + " |",
+        "| label accuracy of the kept rows | " + " | ".join(f"{a:.3f}" for a in mean["label_accuracy"]) + " |"])
+
+
 def results_blocks(runs: list[Path], studies: list[tuple[str, str]] = RESULTS_STUDIES, iv: pd.DataFrame | None = None,
                    control: pd.DataFrame | None = None) -> dict[str, str]:
     """docs/results.md's blocks: per study of ``studies`` that has runs, ``study:<dataset>/<study>``
-    (:func:`study_markdown`) and, where its sweep has the all-rows point, ``all-rows:<dataset>/<study>``
-    (:func:`all_rows_markdown`)."""
+    (:func:`study_markdown`), ``sweep:<dataset>/<study>`` (:func:`sweep_markdown`) and, where its sweep
+    has the all-rows point, ``all-rows:<dataset>/<study>`` (:func:`all_rows_markdown`)."""
     iv = intervals(runs) if iv is None else iv
     control = against_all_rows(runs) if control is None else control
     long = methods_long(runs)
@@ -106,6 +135,9 @@ def results_blocks(runs: list[Path], studies: list[tuple[str, str]] = RESULTS_ST
     for dataset, study in studies:
         if ((iv["dataset"] == dataset) & (iv["study"] == study)).any():
             out[f"study:{dataset}/{study}"] = study_markdown(iv, long, dataset, study)
+        sweep = sweep_markdown(runs, dataset, study)
+        if sweep is not None:
+            out[f"sweep:{dataset}/{study}"] = sweep
         if ((control["dataset"] == dataset) & (control["study"] == study)).any():
             out[f"all-rows:{dataset}/{study}"] = all_rows_markdown(control, dataset, study)
     return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ from .power import study_power
 from .rundir import RunDir
 from .stats import ALPHA, CLOSE_SE, MAX_BOOT, N_BOOT, SIGNIFICANT, TOO_CLOSE, bootstrap_methods, parse_correct
 
-__all__ = ["find_runs", "load_metrics", "run_table", "methods_long", "runs_table", "run_seconds", "effect_table",
+__all__ = ["find_runs", "load_metrics", "run_table", "methods_long", "runs_table", "variant", "run_seconds", "effect_table",
            "study_outcomes", "intervals", "bootstrap_studies", "power_table", "significance_lines", "markdown_table",
            "findings_markdown", "scratch_dir", "differences"]
 
@@ -185,7 +186,7 @@ def runs_table(runs: list[Path]) -> pd.DataFrame:
     separate wrong weak labels from right ones."""
     rows = []
     for run in runs:
-        m = load_metrics(run)
+        m, status = load_metrics(run), RunDir(run).status()
         acc = {k: v["accuracy"] for k, v in m["methods"].items()}
         rel = m["reliability"]
         scores = rel.get("scores") or {}
@@ -202,9 +203,15 @@ def runs_table(runs: list[Path]) -> pd.DataFrame:
             "pgr_naive": (m["methods"].get("naive") or {}).get("pgr", math.nan),
             "mode": training_mode(m.get("params") or {}),
             "minutes": run_seconds(run, m) / 60,
-            "params_file": RunDir(run).status().get("params_file"),
+            "params_file": status.get("params_file"), "variant": variant(status.get("overrides") or []),
         })
     return pd.DataFrame(rows)
+
+
+def variant(overrides: Sequence[str]) -> str:
+    """A run's ``--set`` overrides other than its seed, sorted and joined ("" for the params file as
+    it is): runs of one params file and variant differ in their seed only."""
+    return "; ".join(sorted(o for o in overrides if not o.replace(" ", "").startswith("seed=")))
 
 
 def training_mode(params: dict) -> str:

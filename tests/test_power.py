@@ -4,7 +4,7 @@ variance components measured from runs."""
 import numpy as np
 import pytest
 
-from relalign.power import (Variance, minimum_detectable_difference, simulated_power, study_power,
+from relalign.power import (Variance, minimum_detectable_difference, seeds_needed, simulated_power, study_power,
                             variance_components)
 
 
@@ -51,3 +51,14 @@ def test_study_power_pools_the_methods_compared_with_naive():
     assert out["n_compared"] == 2 and set(out["by_method"]) == {"a", "b"}
     assert out["by_method"]["a"] < out["mde"] < out["by_method"]["b"]  # b disagrees with naive more often
     assert out["discordance"] == pytest.approx(0.2, abs=0.03)
+
+
+def test_seeds_needed_is_the_fewest_that_reach_the_target():
+    v = Variance(n_test=600, n_seeds=3, within=0.17, seed_var=0.03**2, discordance=0.17)
+    s = seeds_needed(v, 7, 0.04)
+    assert s is not None and s > 3
+    assert minimum_detectable_difference(v, 7, n_seeds=s) <= 0.04 < minimum_detectable_difference(v, 7, n_seeds=s - 1)
+    assert seeds_needed(v, 7, 0.5) == 2  # any study of two seeds detects 50 points
+    assert seeds_needed(Variance(600, 4, 0.2, 0.09**2, 0.2), 7, 0.04, most=20) is None  # seeds spread by 9 points
+    tiny = {"naive": [np.ones(10, bool)] * 2, "a": [np.zeros(10, bool)] * 2}  # 10 questions: every one discordant
+    assert study_power(tiny)["seeds_needed"] is None and study_power(tiny, target=100.0)["seeds_needed"] == 2

@@ -213,6 +213,11 @@ def test_head_against_lora_per_dataset(tmp_path):
     assert not wide.loc[("sciq", "filtering"), "head"].endswith("*")
     fig = plots.mode_figure(iv, table)
     assert len(fig.axes) == 1 and len(fig.axes[0].get_legend().get_texts()) == 2
+    fig = plots.seed_figure(summary.methods_long(runs), [("sciq", "lora"), ("sciq", "default")])
+    lora_axis = fig.axes[0]
+    assert len(fig.axes) == 2 and lora_axis.get_title() == "sciq/lora" and len(lora_axis.get_lines()) == 3  # a line a seed
+    assert [t.get_text() for t in lora_axis.get_xticklabels()] == ["weak", "naive", "filtering", "reweighting", "ceiling"]
+    assert list(lora_axis.get_lines()[0].get_ydata()) == [0.4, 0.6, 0.75, 0.6, 0.8]
     lines = compare.mode_lines(iv, table)
     assert len(lines) == 2 and lines[0].startswith("sciq/default (head): naive recovers 33% of the gap [")
     assert "0 of 2 methods significantly better" in lines[0] and "1 of 2 methods significantly better" in lines[1]
@@ -275,6 +280,13 @@ def test_design_conditions_per_study(tmp_path):
     assert not hi["below_ceiling"] and not hi["detects"] and hi["affordable"] and not hi["holds"]  # 5 points < MDE 6
     text = compare.conditions_markdown(table.reset_index())
     assert text.count("✗") == 3 and "| sciq/lora |" in text and "40.0 [" in text
+    assert "seeds" not in text.replace("(≤ ", "")  # no power table's seeds_needed: nothing said
+    power["seeds_needed"] = [2.0, float("inf")]
+    lines = compare.conditions_markdown(compare.conditions(iv, power, summary.runs_table(runs), minutes)).splitlines()
+    assert "6.0 (3 × 1000) ✗; 4 at more than 100 seeds |" in lines[2] and " at " not in lines[3]  # default, lora
+    power["seeds_needed"] = [2.0, 12.0]
+    assert "✗; 4 at 12 seeds |" in compare.conditions_markdown(compare.conditions(iv, power, summary.runs_table(runs), minutes))
+    power = power.drop(columns="seeds_needed")
     minutes[("params/x-lora.yaml", "")] = 59.0
     assert compare.conditions(iv, power, summary.runs_table(runs), minutes).set_index("study").loc["lora", "holds"]
     power.loc[0, "mde"] = 4.5
@@ -303,6 +315,12 @@ def test_a_variant_takes_its_own_seed_time_or_says_it_was_not_timed(tmp_path):
     assert table.loc["lora-refnorm", "minutes"] == 30.0
     lines = compare.conditions_markdown(table.reset_index()).splitlines()
     assert "without this study's `--set`" in lines[-1] and "without" not in lines[-2]
+    from relalign import docblocks
+
+    made = docblocks.runs_markdown(runs).splitlines()
+    assert made[2] == "| sciq/lora | [`x-lora.yaml`](../params/x-lora.yaml) | 1 / 10 / 500 | ? | 0, 1 | ? | ? |"
+    assert made[3].startswith("| sciq/lora-refnorm | `x-lora.yaml`, `--set name=lora-refnorm`, "
+                              "`--set 'methods=[naive, reweighting, ceiling]'` | 1 / 10 / 500 | ? | 0, 1 |")
     minutes[("params/x-lora.yaml", "methods=[naive, reweighting, ceiling]; name=lora-refnorm")] = 12.0
     table = compare.conditions(iv, power, summary.runs_table(runs), minutes).set_index("study")
     assert table.loc["lora-refnorm", "minutes"] == 12.0 and table.loc["lora-refnorm", "timed_variant"]
@@ -343,3 +361,18 @@ def test_sweep_table_is_the_mean_over_seeds_of_the_fractions_every_seed_ran(tmp_
     assert docblocks.sweep_markdown(runs, "sciq", "other") is None
     (runs[0] / "sweep.json").unlink()
     assert docblocks.sweep_markdown(runs, "sciq", "lora") is None
+
+
+def test_studies_compared_on_the_seeds_they_share(tmp_path):
+    from relalign import docblocks
+
+    acc = {"weak": 0.4, "naive": 0.6, "ceiling": 0.8}
+    for study, seeds in (("lora", (0, 1, 2, 3)), ("lora-allpos", (0, 1, 2)), ("lora-refnorm", (1, 2, 5))):
+        for seed in seeds:
+            _run(tmp_path, "sciq", study, acc, seed=seed)
+    _run(tmp_path, "mmlu", "lora", acc, seed=1)
+    runs = summary.find_runs(tmp_path)
+    kept = docblocks.common_seeds(runs, "sciq", ["lora", "lora-allpos", "lora-refnorm"])
+    assert sorted((r.parent.name, r.name) for r in kept) == [("sciq", n) for n in sorted(
+        ["lora-seed1", "lora-seed2", "lora-allpos-seed1", "lora-allpos-seed2", "lora-refnorm-seed1", "lora-refnorm-seed2"])]
+    assert len(docblocks.common_seeds(runs, "sciq", ["lora", "absent"])) == 4  # a study with no runs does not count

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .evaluation import METHOD_ORDER
+from .power import TARGET_MDE
 from .rundir import RunDir
 from .selection import sweep_name
 from .stats import MAX_BOOT, N_BOOT, SIGNIFICANT, parse_correct
@@ -106,7 +107,7 @@ def against_all_rows(runs: list[Path], n_boot: int = N_BOOT, max_boot: int = MAX
     return table
 
 
-MIN_GAP, MAX_MDE, MAX_MINUTES = 10.0, 4.0, 60.0  # the design conditions a study is held to (docs/lora.md)
+MIN_GAP, MAX_MDE, MAX_MINUTES = 10.0, TARGET_MDE, 60.0  # the design conditions a study is held to (docs/lora.md)
 
 
 def seed_minutes(report: str | Path) -> dict[tuple[str, str], float]:
@@ -131,10 +132,11 @@ def conditions(iv: pd.DataFrame, power: pd.DataFrame, runs: pd.DataFrame, minute
     False; ``runs``: :func:`runs_table`). ``holds`` is whether all four do."""
     cols = ["dataset", "study", "mode", "weak", "ceiling", "gap", "gap_lo", "gap_hi", "pgr", "pgr_lo", "pgr_hi", "shortfall",
             "shortfall_lo", "shortfall_hi", "mde",
-            "n_seeds", "n_test", "params_file", "minutes", "timed_variant", "room", "below_ceiling", "detects", "affordable", "holds"]
+            "n_seeds", "seeds_needed", "n_test", "params_file", "minutes", "timed_variant", "room", "below_ceiling",
+            "detects", "affordable", "holds"]
     if iv.empty or "gap" not in iv.columns:
         return pd.DataFrame(columns=cols)
-    mde = power.set_index(["dataset", "study"])["mde"] if not power.empty else pd.Series(dtype=float)
+    by_study = power.set_index(["dataset", "study"]) if not power.empty else pd.DataFrame(columns=["mde", "seeds_needed"])
     first = runs.groupby(["dataset", "study"])[["mode", "params_file", "variant"]].first()
     rows = []
     for (dataset, study), g in iv.groupby(["dataset", "study"], sort=True):
@@ -148,7 +150,9 @@ def conditions(iv: pd.DataFrame, power: pd.DataFrame, runs: pd.DataFrame, minute
                "gap": naive["gap"], "gap_lo": naive["gap_lo"], "gap_hi": naive["gap_hi"],
                "pgr": naive["pgr"], "pgr_lo": naive["pgr_lo"], "pgr_hi": naive["pgr_hi"],
                "shortfall": ceiling["diff"], "shortfall_lo": ceiling["diff_lo"], "shortfall_hi": ceiling["diff_hi"],
-               "mde": float(mde.get(key, np.nan)), "n_seeds": int(naive["n_seeds"]), "n_test": int(naive["n_test"]),
+               "mde": float(by_study["mde"].get(key, np.nan)), "n_seeds": int(naive["n_seeds"]),
+               "seeds_needed": float(by_study["seeds_needed"].get(key, np.nan)) if "seeds_needed" in by_study else np.nan,
+               "n_test": int(naive["n_test"]),
                "params_file": params_file, "timed_variant": timed in minutes,
                "minutes": minutes.get(timed, minutes.get((params_file, ""), np.nan))}
         row["room"] = bool(row["gap"] >= MIN_GAP)
@@ -170,11 +174,15 @@ def conditions_markdown(table: pd.DataFrame) -> str:
              "|---|---|---|---:|---:|---:|---:|"]
     for _, r in table.iterrows():
         short = f"{r['shortfall']:.1f} [{r['shortfall_lo']:.1f}, {r['shortfall_hi']:.1f}], PGR {r['pgr']:.2f}"
+        need = "" if r["detects"] or np.isnan(r["seeds_needed"]) else (
+            f"; {MAX_MDE:g} at more than 100 seeds" if np.isinf(r["seeds_needed"])
+            else f"; {MAX_MDE:g} at {r['seeds_needed']:.0f} seeds")
         minutes = "not measured" if np.isnan(r["minutes"]) else f"{r['minutes']:.0f}" + (
             "" if r["timed_variant"] else ", its params file without this study's `--set`")
         lines.append(f"| {r['dataset']}/{r['study']} | {r['mode']} | {r['weak']:.3f} → {r['ceiling']:.3f} | "
                      f"{r['gap']:.1f} [{r['gap_lo']:.1f}, {r['gap_hi']:.1f}]{mark(r['room'])} | "
-                     f"{short}{mark(r['below_ceiling'])} | {r['mde']:.1f} ({r['n_seeds']} × {r['n_test']}){mark(r['detects'])} | "
+                     f"{short}{mark(r['below_ceiling'])} | "
+                     f"{r['mde']:.1f} ({r['n_seeds']} × {r['n_test']}){mark(r['detects'])}{need} | "
                      f"{minutes}{mark(r['affordable'])} |")
     return "\n".join(lines)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from pathlib import Path
 
 import pandas as pd
@@ -15,10 +16,12 @@ import pandas as pd
 from .compare import ALL_ROWS, against_all_rows, conditions, conditions_markdown, seed_minutes
 from .evaluation import METHOD_ORDER
 from .rundir import RunDir
-from .summary import findings_markdown, intervals, load_metrics, markdown_table, methods_long, power_table, runs_table, study_of
+from .summary import (findings_markdown, intervals, load_metrics, markdown_table, methods_long, power_table, runs_table,
+                      study_of, training_mode)
 
-__all__ = ["END_TO_END", "filled", "block", "readme_blocks", "study_markdown", "all_rows_markdown",
-           "sweep_markdown", "results_blocks", "RESULTS_STUDIES", "normalisation_markdown", "NORMALISATION_STUDIES", "docs_blocks"]
+__all__ = ["END_TO_END", "filled", "block", "readme_blocks", "study_markdown", "all_rows_markdown", "runs_markdown",
+           "sweep_markdown", "results_blocks", "RESULTS_STUDIES", "normalisation_markdown", "NORMALISATION_STUDIES",
+           "common_seeds", "docs_blocks"]
 
 END_TO_END = Path("results") / "benchmarks" / "end_to_end.json"  # benchmarks/end_to_end.py's report
 # docs/lora.md's comparison of the loss normalisations: study -> how it normalises
@@ -96,6 +99,32 @@ def all_rows_markdown(control: pd.DataFrame, dataset: str, study: str) -> str:
     return "\n".join(lines)
 
 
+def runs_markdown(runs: list[Path]) -> str:
+    """docs/results.md's table of the committed studies, from each run's metrics.json and run_status.json:
+    params file and ``--set`` overrides other than the seed, split sizes, K, seeds, the days the runs
+    finished and the commits their provenance names."""
+    studies: dict[tuple, dict] = {}
+    for run in runs:
+        m, status = load_metrics(run), RunDir(run).status()
+        sets = [o for o in status.get("overrides") or [] if not o.replace(" ", "").startswith("seed=")]
+        key = (training_mode(m.get("params") or {}) != "head", m["dataset"], study_of(m))
+        s = studies.setdefault(key, {"params": status.get("params_file"), "sets": sets, "n": m["n"],
+                                     "k": ((m.get("params") or {}).get("reliability") or {}).get("k", "?"), "seeds": [], "days": [], "commits": []})
+        prov = m.get("provenance") or {}
+        s["seeds"].append(m.get("seed"))
+        for field, value in (("days", (prov.get("finished") or "?")[:10]), ("commits", (prov.get("git_commit") or "?")[:7])):
+            if value not in s[field]:
+                s[field].append(value)
+    lines = ["| study | params | A / B / C | K | seeds | made on | commit |", "|---|---|---|---:|---|---|---|"]
+    for (_, dataset, study), s in sorted(studies.items()):
+        where = "?" if not s["params"] else f"`{Path(s['params']).name}`"
+        params = (f"[{where}](../{s['params']})" if s["params"] and not s["sets"]
+                  else ", ".join([where] + [f"`--set {shlex.quote(o)}`" for o in s["sets"]]))
+        lines.append(f"| {dataset}/{study} | {params} | {s['n']['A']} / {s['n']['B']} / {s['n']['C']} | {s['k']} | "
+                     f"{', '.join(str(x) for x in sorted(s['seeds']))} | {', '.join(s['days'])} | {', '.join(s['commits'])} |")
+    return "\n".join(lines)
+
+
 def sweep_markdown(runs: list[Path], dataset: str, study: str) -> str | None:
     """One study's threshold sweep, mean over its seeds: per kept fraction of B's rows (most reliable
     first), the strong model's accuracy on C and the weak labels' accuracy on the kept rows. Only the
@@ -125,13 +154,14 @@ def sweep_markdown(runs: list[Path], dataset: str, study: str) -> str | None:
 
 def results_blocks(runs: list[Path], studies: list[tuple[str, str]] = RESULTS_STUDIES, iv: pd.DataFrame | None = None,
                    control: pd.DataFrame | None = None) -> dict[str, str]:
-    """docs/results.md's blocks: per study of ``studies`` that has runs, ``study:<dataset>/<study>``
+    """docs/results.md's blocks: ``runs`` (:func:`runs_markdown`) and, per study of ``studies`` that has
+    runs, ``study:<dataset>/<study>``
     (:func:`study_markdown`), ``sweep:<dataset>/<study>`` (:func:`sweep_markdown`) and, where its sweep
     has the all-rows point, ``all-rows:<dataset>/<study>`` (:func:`all_rows_markdown`)."""
     iv = intervals(runs) if iv is None else iv
     control = against_all_rows(runs) if control is None else control
     long = methods_long(runs)
-    out = {}
+    out = {"runs": runs_markdown(runs)}
     for dataset, study in studies:
         if ((iv["dataset"] == dataset) & (iv["study"] == study)).any():
             out[f"study:{dataset}/{study}"] = study_markdown(iv, long, dataset, study)
@@ -180,5 +210,21 @@ def docs_blocks(runs: list[Path], iv: pd.DataFrame | None = None,
     iv = intervals(runs) if iv is None else iv
     power = power_table(runs) if power is None else power
     control = against_all_rows(runs)
+    paired = common_seeds(runs, "sciq", list(NORMALISATION_STUDIES))  # the normalisations on the same seeds
     return {"docs/results.md": results_blocks(runs, iv=iv, control=control),
-            "docs/lora.md": {"normalisation": normalisation_markdown(iv, control, power)}}
+            "docs/lora.md": {"normalisation": normalisation_markdown(intervals(paired), against_all_rows(paired),
+                                                                     power_table(paired))}}
+
+
+def common_seeds(runs: list[Path], dataset: str, studies: list[str]) -> list[Path]:
+    """The runs of ``dataset``'s ``studies`` whose seed every one of those studies ran (studies that
+    differ in one setting compared on the same seeds, not on however many each has)."""
+    seeds: dict[str, set] = {study: set() for study in studies}
+    mine = []
+    for run in runs:
+        m = load_metrics(run)
+        if m["dataset"] == dataset and study_of(m) in seeds:
+            seeds[study_of(m)].add(m.get("seed"))
+            mine.append((run, m.get("seed")))
+    shared = set.intersection(*[s for s in seeds.values() if s]) if any(seeds.values()) else set()
+    return [run for run, seed in mine if seed in shared]

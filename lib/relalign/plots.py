@@ -12,7 +12,8 @@ import seaborn as sns
 
 from .evaluation import METHOD_ORDER
 
-__all__ = ["save", "accuracy_by_entropy", "reliability_heatmap", "entropy_histogram", "method_comparison", "summary_figure"]
+__all__ = ["save", "accuracy_by_entropy", "reliability_heatmap", "entropy_histogram", "method_comparison", "agreement_bars",
+           "weight_distribution", "summary_figure", "mode_figure", "seed_figure", "score_report", "threshold_sweep"]
 
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -200,6 +201,25 @@ def mode_figure(iv: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
                yticklabels=methods)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2, frameon=False)
     axes[0][0].invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def seed_figure(long: pd.DataFrame, studies: list[tuple[str, str]]) -> plt.Figure:
+    """Each seed's accuracy on C per method, one line per seed and one panel per (dataset, study) of
+    ``studies``: how far the seeds spread, and whether a method's gain over naive is the same in every
+    seed or comes from naive faltering in some (``long``: :func:`relalign.summary.methods_long`)."""
+    fig, axes = plt.subplots(1, max(len(studies), 1), figsize=(4.6 * max(len(studies), 1), 4.0), squeeze=False,
+                             sharey=True)
+    for ax, (dataset, study) in zip(axes[0], studies):
+        d = long[(long["dataset"] == dataset) & (long["study"] == study)]
+        methods = [m for m in METHOD_ORDER if m in set(d["method"]) and not m.startswith("kept_")]
+        for seed, g in d.groupby("seed"):
+            ax.plot(np.arange(len(methods)), g.set_index("method")["accuracy"].reindex(methods), marker="o", lw=1,
+                    alpha=0.8, label=f"seed {seed}")
+        ax.set(title=f"{dataset}/{study}", xticks=np.arange(len(methods)), ylabel="accuracy on C")
+        ax.set_xticklabels(methods, rotation=45, ha="right", fontsize=8)
+        ax.legend(fontsize=7, ncols=2)
     fig.tight_layout()
     return fig
 

@@ -29,7 +29,10 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy.stats import norm
 
-__all__ = ["Variance", "variance_components", "minimum_detectable_difference", "simulated_power", "study_power"]
+__all__ = ["Variance", "variance_components", "minimum_detectable_difference", "seeds_needed", "simulated_power",
+           "study_power", "TARGET_MDE"]
+
+TARGET_MDE = 4.0  # points: the detectable difference a study is designed for (relalign.compare.conditions)
 
 
 @dataclass(frozen=True)
@@ -95,12 +98,23 @@ def minimum_detectable_difference(v: Variance, n_compared: int, alpha: float = 0
     return float(norm.ppf(1 - alpha / (2 * n_compared)) * se_boot + norm.ppf(power) * se)
 
 
+def seeds_needed(v: Variance, n_compared: int, target: float, alpha: float = 0.05, power: float = 0.8,
+                 most: int = 100) -> int | None:
+    """The fewest seeds (at least 2, of ``v``'s test-set size) at which the MDE is at most ``target``
+    (a fraction), given the variance components ``v``; None where even ``most`` seeds would not do."""
+    for s in range(2, most + 1):
+        if minimum_detectable_difference(v, n_compared, alpha, power, n_seeds=s) <= target:
+            return s
+    return None
+
+
 def study_power(correct: Mapping[str, Sequence[np.ndarray]], reference: str = "naive",
-                exclude: Sequence[str] = ("weak", "ceiling"), alpha: float = 0.05, power: float = 0.8) -> dict:
+                exclude: Sequence[str] = ("weak", "ceiling"), alpha: float = 0.05, power: float = 0.8,
+                target: float = TARGET_MDE) -> dict:
     """The MDE of a study (method -> one boolean array per seed), from the variance components
     pooled over its methods compared with ``reference``: ``mde`` (points of accuracy), the pooled
-    ``discordance``, ``seed_sd`` (points), ``n_compared``, ``n_test`` and ``n_seeds``, and the MDE
-    per method (``by_method``)."""
+    ``discordance``, ``seed_sd`` (points), ``n_compared``, ``n_test`` and ``n_seeds``, the MDE per
+    method (``by_method``), and ``seeds_needed`` to detect ``target`` points (:func:`seeds_needed`)."""
     compared = [m for m in correct if m != reference and m not in exclude]
     if reference not in correct or not compared:
         raise ValueError(f"need {reference!r} and at least one method to compare with it")
@@ -113,6 +127,7 @@ def study_power(correct: Mapping[str, Sequence[np.ndarray]], reference: str = "n
     return {"mde": 100 * minimum_detectable_difference(pooled, m, alpha, power), "discordance": pooled.discordance,
             "seed_sd": 100 * float(np.sqrt(pooled.seed_var)), "n_compared": m, "n_test": pooled.n_test,
             "n_seeds": pooled.n_seeds, "power": power, "alpha": alpha,
+            "seeds_needed": seeds_needed(pooled, m, target / 100, alpha, power),
             "by_method": {k: 100 * minimum_detectable_difference(p, m, alpha, power) for k, p in parts.items()}}
 
 

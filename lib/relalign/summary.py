@@ -96,7 +96,9 @@ def power_table(runs: list[Path], power: float = 0.8) -> pd.DataFrame:
     """Per (dataset, study): the smallest true difference from naive, in points, that the study's
     test detects with probability ``power`` (``mde``, :func:`relalign.power.study_power`, from the
     variance components measured on its seeds and pooled over its methods), with the discordance
-    with naive, the seed-to-seed spread of the difference (``seed_sd``, points), and the sizes."""
+    with naive, the seed-to-seed spread of the difference (``seed_sd``, points), the sizes, and how
+    many seeds of this C would detect :data:`~relalign.power.TARGET_MDE` points (``seeds_needed``; inf:
+    more than 100)."""
     rows = []
     for (dataset, study), correct in study_outcomes(runs).items():
         if "naive" not in correct or len(set(correct) - {"weak", "naive", "ceiling"}) == 0:
@@ -104,9 +106,10 @@ def power_table(runs: list[Path], power: float = 0.8) -> pd.DataFrame:
         p = study_power(correct, power=power)
         rows.append({"dataset": dataset, "study": study, "mde": p["mde"], "discordance": p["discordance"],
                      "seed_sd": p["seed_sd"], "n_test": p["n_test"], "n_seeds": p["n_seeds"],
-                     "n_compared": p["n_compared"], "power": power})
+                     "n_compared": p["n_compared"], "power": power,
+                     "seeds_needed": math.inf if p["seeds_needed"] is None else p["seeds_needed"]})
     return pd.DataFrame(rows, columns=["dataset", "study", "mde", "discordance", "seed_sd", "n_test", "n_seeds",
-                                       "n_compared", "power"])
+                                       "n_compared", "power", "seeds_needed"])
 
 
 def intervals(runs: list[Path], n_boot: int = N_BOOT, max_boot: int = MAX_BOOT) -> pd.DataFrame:

@@ -376,3 +376,14 @@ def test_studies_compared_on_the_seeds_they_share(tmp_path):
     assert sorted((r.parent.name, r.name) for r in kept) == [("sciq", n) for n in sorted(
         ["lora-seed1", "lora-seed2", "lora-allpos-seed1", "lora-allpos-seed2", "lora-refnorm-seed1", "lora-refnorm-seed2"])]
     assert len(docblocks.common_seeds(runs, "sciq", ["lora", "absent"])) == 4  # a study with no runs does not count
+
+
+def test_power_table_as_markdown():
+    from relalign import docblocks
+
+    power = pd.DataFrame({"dataset": ["sciq", "mmlu"], "study": ["lora", "lora"], "mde": [11.8, 6.5],
+                          "discordance": [0.215, 0.15], "seed_sd": [7.7, 3.3], "n_test": [598.0, 1000.0],
+                          "n_seeds": [5, 3], "seeds_needed": [float("inf"), 10.0]})
+    lines = docblocks.power_markdown(power).splitlines()
+    assert lines[2] == "| mmlu/lora | 3 × 1000 | 0.15 | 3.3 | 6.5 | 10 |"
+    assert lines[3] == "| sciq/lora | 5 × 598 | 0.21 | 7.7 | 11.8 | more than 100 |"

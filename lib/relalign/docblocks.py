@@ -125,6 +125,19 @@ def runs_markdown(runs: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def power_markdown(power: pd.DataFrame) -> str:
+    """Each study's minimum detectable difference from naive with what it comes from (``power``:
+    :func:`relalign.summary.power_table`): seeds and test questions, the discordance with naive, the
+    seed-to-seed spread of a method's difference, and the seeds its C would need for 4 points."""
+    lines = ["| study | seeds × test questions | discordance with naive | seed spread, points | "
+             "detectable difference, points | seeds for 4 points |", "|---|---:|---:|---:|---:|---:|"]
+    for _, r in power.sort_values(["dataset", "study"]).iterrows():
+        need = "more than 100" if math.isinf(r["seeds_needed"]) else f"{r['seeds_needed']:.0f}"
+        lines.append(f"| {r['dataset']}/{r['study']} | {r['n_seeds']} × {r['n_test']:.0f} | {r['discordance']:.2f} | "
+                     f"{r['seed_sd']:.1f} | {r['mde']:.1f} | {need} |")
+    return "\n".join(lines)
+
+
 def sweep_markdown(runs: list[Path], dataset: str, study: str) -> str | None:
     """One study's threshold sweep, mean over its seeds: per kept fraction of B's rows (most reliable
     first), the strong model's accuracy on C and the weak labels' accuracy on the kept rows. Only the
@@ -153,15 +166,15 @@ def sweep_markdown(runs: list[Path], dataset: str, study: str) -> str | None:
 
 
 def results_blocks(runs: list[Path], studies: list[tuple[str, str]] = RESULTS_STUDIES, iv: pd.DataFrame | None = None,
-                   control: pd.DataFrame | None = None) -> dict[str, str]:
-    """docs/results.md's blocks: ``runs`` (:func:`runs_markdown`) and, per study of ``studies`` that has
-    runs, ``study:<dataset>/<study>``
-    (:func:`study_markdown`), ``sweep:<dataset>/<study>`` (:func:`sweep_markdown`) and, where its sweep
-    has the all-rows point, ``all-rows:<dataset>/<study>`` (:func:`all_rows_markdown`)."""
+                   control: pd.DataFrame | None = None, power: pd.DataFrame | None = None) -> dict[str, str]:
+    """docs/results.md's blocks: ``runs`` (:func:`runs_markdown`), ``power`` (:func:`power_markdown`) and,
+    per study of ``studies`` that has runs, ``study:<dataset>/<study>`` (:func:`study_markdown`),
+    ``sweep:<dataset>/<study>`` (:func:`sweep_markdown`) and, where its sweep has the all-rows point,
+    ``all-rows:<dataset>/<study>`` (:func:`all_rows_markdown`)."""
     iv = intervals(runs) if iv is None else iv
     control = against_all_rows(runs) if control is None else control
     long = methods_long(runs)
-    out = {"runs": runs_markdown(runs)}
+    out = {"runs": runs_markdown(runs), "power": power_markdown(power_table(runs) if power is None else power)}
     for dataset, study in studies:
         if ((iv["dataset"] == dataset) & (iv["study"] == study)).any():
             out[f"study:{dataset}/{study}"] = study_markdown(iv, long, dataset, study)
@@ -211,7 +224,7 @@ def docs_blocks(runs: list[Path], iv: pd.DataFrame | None = None,
     power = power_table(runs) if power is None else power
     control = against_all_rows(runs)
     paired = common_seeds(runs, "sciq", list(NORMALISATION_STUDIES))  # the normalisations on the same seeds
-    return {"docs/results.md": results_blocks(runs, iv=iv, control=control),
+    return {"docs/results.md": results_blocks(runs, iv=iv, control=control, power=power),
             "docs/lora.md": {"normalisation": normalisation_markdown(intervals(paired), against_all_rows(paired),
                                                                      power_table(paired))}}
 

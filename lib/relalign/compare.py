@@ -120,7 +120,8 @@ def seed_minutes(report: str | Path) -> dict[tuple[str, str], float]:
             for k, v in json.loads(path.read_text())["runs"].items() if v.get("ok")}
 
 
-def conditions(iv: pd.DataFrame, power: pd.DataFrame, runs: pd.DataFrame, minutes: dict[str, float]) -> pd.DataFrame:
+def conditions(iv: pd.DataFrame, power: pd.DataFrame, runs: pd.DataFrame,
+               minutes: dict[tuple[str, str], float]) -> pd.DataFrame:
     """Per study with intervals (``iv``: :func:`intervals`), whether its design can answer the question:
     room between the weak supervisor and the ceiling (``gap`` >= :data:`MIN_GAP` points, from the
     bootstrap), naive clearly below the ceiling (``shortfall``, ceiling - naive in points: its 95%

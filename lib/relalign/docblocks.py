@@ -20,8 +20,8 @@ from .summary import (findings_markdown, intervals, load_metrics, markdown_table
                       study_of, training_mode)
 
 __all__ = ["END_TO_END", "filled", "block", "readme_blocks", "study_markdown", "all_rows_markdown", "runs_markdown",
-           "sweep_markdown", "results_blocks", "RESULTS_STUDIES", "normalisation_markdown", "NORMALISATION_STUDIES",
-           "common_seeds", "docs_blocks"]
+           "power_markdown", "sweep_markdown", "results_blocks", "RESULTS_STUDIES", "normalisation_markdown",
+           "NORMALISATION_STUDIES", "common_seeds", "docs_blocks"]
 
 END_TO_END = Path("results") / "benchmarks" / "end_to_end.json"  # benchmarks/end_to_end.py's report
 # docs/lora.md's comparison of the loss normalisations: study -> how it normalises
@@ -108,8 +108,9 @@ def runs_markdown(runs: list[Path]) -> str:
         m, status = load_metrics(run), RunDir(run).status()
         sets = [o for o in status.get("overrides") or [] if not o.replace(" ", "").startswith("seed=")]
         key = (training_mode(m.get("params") or {}) != "head", m["dataset"], study_of(m))
-        s = studies.setdefault(key, {"params": status.get("params_file"), "sets": sets, "n": m["n"],
-                                     "k": ((m.get("params") or {}).get("reliability") or {}).get("k", "?"), "seeds": [], "days": [], "commits": []})
+        k = ((m.get("params") or {}).get("reliability") or {}).get("k", "?")
+        s = studies.setdefault(key, {"params": status.get("params_file"), "sets": sets, "n": m["n"], "k": k,
+                                     "seeds": [], "days": [], "commits": []})
         prov = m.get("provenance") or {}
         s["seeds"].append(m.get("seed"))
         for field, value in (("days", (prov.get("finished") or "?")[:10]), ("commits", (prov.get("git_commit") or "?")[:7])):

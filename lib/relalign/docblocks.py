@@ -16,8 +16,8 @@ import pandas as pd
 from .compare import ALL_ROWS, against_all_rows, conditions, conditions_markdown, seed_minutes
 from .evaluation import METHOD_ORDER
 from .rundir import RunDir
-from .summary import (findings_markdown, intervals, load_metrics, markdown_table, methods_long, power_table, runs_table,
-                      study_of, training_mode)
+from .summary import (findings_markdown, intervals, load_metrics, markdown_table, methods_long, non_seed_overrides,
+                      power_table, runs_table, study_of, training_mode)
 
 __all__ = ["END_TO_END", "filled", "block", "readme_blocks", "study_markdown", "all_rows_markdown", "runs_markdown",
            "power_markdown", "sweep_markdown", "results_blocks", "RESULTS_STUDIES", "normalisation_markdown",
@@ -106,7 +106,7 @@ def runs_markdown(runs: list[Path]) -> str:
     studies: dict[tuple, dict] = {}
     for run in runs:
         m, status = load_metrics(run), RunDir(run).status()
-        sets = [o for o in status.get("overrides") or [] if not o.replace(" ", "").startswith("seed=")]
+        sets = non_seed_overrides(status.get("overrides") or [])
         key = (training_mode(m.get("params") or {}) != "head", m["dataset"], study_of(m))
         k = ((m.get("params") or {}).get("reliability") or {}).get("k", "?")
         s = studies.setdefault(key, {"params": status.get("params_file"), "sets": sets, "n": m["n"], "k": k,

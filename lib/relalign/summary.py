@@ -17,7 +17,7 @@ from .power import study_power
 from .rundir import RunDir
 from .stats import ALPHA, CLOSE_SE, MAX_BOOT, N_BOOT, SIGNIFICANT, TOO_CLOSE, bootstrap_methods, parse_correct
 
-__all__ = ["find_runs", "load_metrics", "run_table", "methods_long", "runs_table", "variant", "run_seconds", "effect_table",
+__all__ = ["find_runs", "load_metrics", "run_table", "methods_long", "runs_table", "non_seed_overrides", "variant", "run_seconds", "effect_table",
            "study_outcomes", "intervals", "bootstrap_studies", "power_table", "significance_lines", "markdown_table",
            "findings_markdown", "scratch_dir", "differences"]
 
@@ -211,10 +211,15 @@ def runs_table(runs: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def non_seed_overrides(overrides: Sequence[str]) -> list[str]:
+    """A run's ``--set`` overrides other than its seed, in their order."""
+    return [o for o in overrides if not o.replace(" ", "").startswith("seed=")]
+
+
 def variant(overrides: Sequence[str]) -> str:
-    """A run's ``--set`` overrides other than its seed, sorted and joined ("" for the params file as
-    it is): runs of one params file and variant differ in their seed only."""
-    return "; ".join(sorted(o for o in overrides if not o.replace(" ", "").startswith("seed=")))
+    """:func:`non_seed_overrides`, sorted and joined ("" for the params file as it is): runs of one
+    params file and variant differ in their seed only."""
+    return "; ".join(sorted(non_seed_overrides(overrides)))
 
 
 def training_mode(params: dict) -> str:

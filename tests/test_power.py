@@ -4,8 +4,8 @@ variance components measured from runs."""
 import numpy as np
 import pytest
 
-from relalign.power import (Variance, minimum_detectable_difference, seeds_needed, simulated_power, study_power,
-                            variance_components)
+from relalign.power import (Variance, minimum_detectable_difference, replicate_variance, seeds_needed,
+                            simulated_power, study_power, variance_components, with_trainings)
 
 
 @pytest.mark.parametrize("n_seeds,seed_sd", [(1, 0.0), (3, 0.0), (3, 0.015)])
@@ -62,3 +62,22 @@ def test_seeds_needed_is_the_fewest_that_reach_the_target():
     assert seeds_needed(Variance(600, 4, 0.2, 0.09**2, 0.2), 7, 0.04, most=20) is None  # seeds spread by 9 points
     tiny = {"naive": [np.ones(10, bool)] * 2, "a": [np.zeros(10, bool)] * 2}  # 10 questions: every one discordant
     assert study_power(tiny)["seeds_needed"] is None and study_power(tiny, target=100.0)["seeds_needed"] == 2
+
+
+def test_replicate_variance_recovers_the_training_draw_and_not_the_seeds():
+    rng = np.random.default_rng(0)
+    seeds = rng.normal(0, 0.08, size=400)  # the seeds move a lot; within a seed the trainings by 0.03
+    per_seed = [s + rng.normal(0, 0.03, size=3) for s in seeds]
+    var, df = replicate_variance(per_seed + [[1.0]])  # a seed without replicates adds nothing
+    assert df == 800 and var == pytest.approx(0.03**2, rel=0.1)
+    assert replicate_variance([[0.1, 0.3], [0.5, 0.5]]) == (pytest.approx(0.01), 2)  # by hand: (0.02 + 0) / 2
+    with pytest.raises(ValueError):
+        replicate_variance([[0.1], [0.2]])
+
+
+def test_averaging_trainings_shrinks_only_their_part_of_the_seed_variance():
+    v = Variance(n_test=600, n_seeds=10, within=0.17, seed_var=0.0064, discordance=0.17)
+    assert with_trainings(v, 0.0048, 1) == v
+    assert with_trainings(v, 0.0048, 4).seed_var == pytest.approx(0.0064 - 0.0048 * 0.75)
+    assert with_trainings(v, 0.01, 10).seed_var == 0.0  # floored: the measured parts need not add up
+    assert minimum_detectable_difference(with_trainings(v, 0.0048, 4), 7) < minimum_detectable_difference(v, 7)

@@ -8,6 +8,7 @@ import pytest
 import relalign.reliability
 import relalign.scoring
 from relalign import answering, stages
+from relalign.params import ParamsError
 from relalign.stages import open_run
 
 
@@ -99,6 +100,24 @@ def test_the_loss_normalisation_of_one_training_changes_only_that_training(write
     assert learner(mixed, "strong", "naive").lora.loss_normalisation == "answer_tokens"
     assert learner(mixed, "strong", "naive").describe() == learner(plain, "strong", "naive").describe()  # cache reused
     assert learner(mixed, "strong", "reweighting").describe() != learner(plain, "strong", "reweighting").describe()
+
+
+def test_strong_seed_draws_only_the_strong_trainings_again(write_params, tmp_path):
+    def run(strong_seed, name):
+        t = {"mode": "lora", "lora": {"max_steps": 1}} | ({} if strong_seed is None else {"strong_seed": strong_seed})
+        return open_run(write_params({"training": t}), tmp_path / name)
+
+    def fp(r, role, name):
+        return answering.fingerprint_of(r, stages.job(r, role, name))
+
+    base, same, other = run(None, "base"), run(0, "same"), run(7, "other")  # the study's seed is 0
+    assert fp(same, "strong", "naive") == fp(base, "strong", "naive")  # the seed's own draw: cache reused
+    assert fp(other, "strong", "naive") != fp(base, "strong", "naive")
+    assert answering.learner_for(other, stages.job(other, "strong", "naive")).seed == 7
+    assert fp(other, "weak", "supervisor") == fp(base, "weak", "supervisor")  # same supervisor, same weak labels
+    assert answering.learner_for(other, stages.job(other, "weak", "supervisor")).seed == 0
+    with pytest.raises(ParamsError, match="training.strong_seed"):
+        open_run(write_params({"training": {"strong_seed": 7}}), tmp_path / "head")
 
 
 def test_pinned_threads_are_set_and_key_what_is_cached(write_params, tmp_path):

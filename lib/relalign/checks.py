@@ -43,6 +43,8 @@ def check(p, file: str) -> None:
     t, lo = p.training, p.training.lora
     if t.mode == "lora" and t.views == "canonical" and adapter.kind == "open":
         bad("training.views", "a solution is trained with the prompt it was written for: use views: variations")
+    if t.strong_seed is not None and t.mode != "lora":
+        bad("training.strong_seed", "LoRA only: a head is solved to its one optimum (its L2 folds follow seed)")
     if lo.batch_size % (lo.micro_batch_size * lo.num_processes):
         bad("training.lora.batch_size", f"{lo.batch_size} is not a multiple of micro_batch_size x num_processes "
                                         f"= {lo.micro_batch_size * lo.num_processes}")

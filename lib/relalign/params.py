@@ -163,6 +163,7 @@ class TrainingParams(Section):
     # LoRA: every method's run takes as many optimiser steps as naive's (a control: a filtered run's
     # gain cannot come from training longer or shorter). A head is always solved to its optimum.
     equal_steps: bool = False
+    strong_seed: Annotated[int, Field(ge=0, lt=2**32)] | None = None  # LoRA: seeds S's trainings; null: seed
 
 
 class ComputeParams(Section):

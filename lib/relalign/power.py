@@ -23,14 +23,14 @@ formula (``tests/test_power.py``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 import numpy as np
 from scipy.stats import norm
 
 __all__ = ["Variance", "variance_components", "minimum_detectable_difference", "seeds_needed", "simulated_power",
-           "study_power", "TARGET_MDE"]
+           "study_power", "replicate_variance", "with_trainings", "TARGET_MDE"]
 
 TARGET_MDE = 4.0  # points: the detectable difference a study is designed for (relalign.compare.conditions)
 
@@ -73,6 +73,27 @@ def variance_components(method: Sequence[np.ndarray], reference: Sequence[np.nda
         seed_var = max(0.0, float(means.var(ddof=1) - np.mean(within / n)))
     return Variance(n_test=float(n.mean()), n_seeds=len(diffs), within=float(within.mean()), seed_var=seed_var,
                     discordance=float(np.mean([np.mean(d != 0) for d in diffs])))
+
+
+def replicate_variance(per_seed: Sequence[Sequence[float]]) -> tuple[float, int]:
+    """The variance of a quantity between replicates of one seed (the same splits and weak labels,
+    the strong trainings drawn again: ``training.strong_seed``), pooled over seeds (ddof 1 in each),
+    and its degrees of freedom. Seeds with fewer than two values add nothing."""
+    groups = [np.asarray(g, dtype=float) for g in per_seed if len(g) > 1]
+    df = sum(len(g) - 1 for g in groups)
+    if not df:
+        raise ValueError("need a seed with at least two replicates")
+    return float(sum(((g - g.mean()) ** 2).sum() for g in groups) / df), df
+
+
+def with_trainings(v: Variance, training_var: float, trainings: int) -> Variance:
+    """``v`` for a study in which each seed's accuracy of a method is the mean over ``trainings``
+    trainings of it (replicates, on the same test questions) instead of one: the part of the seed
+    variance that the training draw makes (``training_var``, :func:`replicate_variance` of the
+    difference from naive) shrinks by that factor; the rest -- splits, weak labels -- stays."""
+    if trainings < 1:
+        raise ValueError("need at least one training")
+    return replace(v, seed_var=max(0.0, v.seed_var - training_var * (1 - 1 / trainings)))
 
 
 def minimum_detectable_difference(v: Variance, n_compared: int, alpha: float = 0.05, power: float = 0.8,

@@ -25,7 +25,7 @@ from .prompts import Prompt
 from .rundir import RunDir
 from .selection import method_spec
 
-__all__ = ["TrainingData", "learner", "trained_fingerprint", "fit", "launch_command", "TRAINED_VERSION", "UNTRAINED"]
+__all__ = ["TrainingData", "learner", "training_seed", "trained_fingerprint", "fit", "launch_command", "TRAINED_VERSION", "UNTRAINED"]
 
 TRAINED_VERSION = 2  # bump when a learner changes what it trains from the same data and settings
 UNTRAINED = "untrained"  # the name of a learner that only answers zero-shot: no method, nothing trained
@@ -69,7 +69,7 @@ def learner(params, pool: ModelPool, where: Where, role: str, name: str, *, stro
         lora = lora.model_copy(update={"loss_normalisation": lora.loss_normalisation_by_method[name]})
     if role == "strong" and t.equal_steps and lora.max_steps <= 0 and naive_rows is not None:
         lora = lora.model_copy(update={"max_steps": lora_steps(naive_rows, lora)})
-    return LoraLearner(lambda: pool.model(role), lora, params.seed, out, params.compute.max_tokens_per_batch,
+    return LoraLearner(lambda: pool.model(role), lora, training_seed(params, role), out, params.compute.max_tokens_per_batch,
                        aux_coef=t.aux_coef if aux else 0.0, aux_warmup=t.aux_warmup,
                        base_name=params.model_spec(role).reference(),
                        # partial LoRA's cached bottom states: one folder per model, shared by runs
@@ -77,10 +77,18 @@ def learner(params, pool: ModelPool, where: Where, role: str, name: str, *, stro
                                                                                    model=pool.model_id(role))[:32])
 
 
+def training_seed(params, role: str) -> int:
+    """The seed of ``role``'s LoRA trainings (adapter initialisation, row order): the study's seed, or
+    for the strong model ``training.strong_seed`` where set -- a replicate that draws the trainings
+    again on the same splits, weak supervisor and weak labels."""
+    strong = params.training.strong_seed
+    return strong if role == "strong" and strong is not None else params.seed
+
+
 def trained_fingerprint(params, pool: ModelPool, role: str, the_learner, data: TrainingData) -> str:
     """What a trained head or adapter depends on: model, learner settings, seed and training rows."""
     return fingerprint("trained", TRAINED_VERSION, model=pool.model_id(role), learner=the_learner.describe(),
-                       seed=params.seed, texts=[p.text for p in data.prompts],
+                       seed=training_seed(params, role), texts=[p.text for p in data.prompts],
                        targets=np.asarray(data.targets).tolist(), weights=np.round(data.weights, 12).tolist())
 
 

@@ -19,6 +19,15 @@ finish, so an interrupted measurement resumes), holds every replicate and, per m
 method's difference from naive, the variance between replicates of one seed against the seed-to-seed
 variance of the committed runs (``relalign.power.replicate_variance``); and what the study would
 detect if each seed averaged T trainings of every method (``relalign.power.with_trainings``).
+``--reproduce`` trains a seed's methods again with the seed's own draw and records whether every
+answer on C is the committed run's (the check that a replicate differs by its draw alone).
+
+The SciQ measurement (docs/lora.md, "Where naive's spread comes from"): for each seed N of 0-9, with
+``RELALIGN_CACHE`` at the cache seed N's committed run made and two torch threads, as those runs had,
+
+    python benchmarks/training_noise.py params/sciq-lora.yaml --seeds N --replicates 1 --set compute.threads=null
+
+(``compute.threads=null``: the committed seeds predate the pin, so their cache keys hold no count.)
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from relalign.stats import parse_correct
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "benchmarks" / "training_noise.json"
+DOC = REPO / "docs" / "lora.md"
 STEP = 1000  # replicate r of seed s trains with strong_seed s + STEP * r
 TRAININGS = (1, 2, 3, 5, 10)  # trainings per method and seed, for the design table
 
@@ -109,15 +119,48 @@ def analysis(entry: dict, bases: dict[int, dict]) -> dict:
     return out
 
 
+def doc_blocks(report: dict, params: str = "params/sciq-lora.yaml") -> dict[str, str]:
+    """docs/lora.md's generated blocks from ``params``'s entry: the spread of one training against
+    the committed seeds' (``training-noise``) and the design that averages trainings (``training-design``)."""
+    a = report[params]["analysis"]
+    n_seeds = len(next(iter(a.values()))["per_seed"])
+    lines = ["| accuracy on C | spread over the committed seeds, points | spread between two trainings of one seed, "
+             "points [95% CI] | share of the seeds' variance |", "|---|---:|---:|---:|"]
+    for name, r in a.items():
+        share = "" if r["training_share"] is None else f"{r['training_share']:.0%}"
+        lines.append(f"| {name.replace(' - ', ' − ')} | {r['committed_sd']:.1f} | {r['training_sd']:.1f} "
+                     f"[{r['training_sd_ci'][0]:.1f}, {r['training_sd_ci'][1]:.1f}] | {share} |")
+    design = ["| trainings of each method a seed | " + " | ".join(
+        f"{name.replace(' - ', ' − ')}: seed spread / detectable at {n_seeds} seeds / seeds for 4 points"
+        for name, r in a.items() if "design" in r) + " |", "|---:|" + "---:|" * sum("design" in r for r in a.values())]
+    for i, t in enumerate(TRAININGS):
+        cells = []
+        for r in (r for r in a.values() if "design" in r):
+            d = r["design"][i]
+            need = "more than 100" if d["seeds_for_4"] is None else str(d["seeds_for_4"])
+            cells.append(f"{d['seed_sd']:.1f} / {d['mde']:.1f} / {need}")
+        design.append(f"| {t} | " + " | ".join(cells) + " |")
+    return {"training-noise": "\n".join(lines), "training-design": "\n".join(design)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("params")
-    ap.add_argument("--seeds", type=int, nargs="+", required=True)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[])
     ap.add_argument("--replicates", type=int, default=2)
     ap.add_argument("--methods", nargs="+", default=["naive", "reweighting"])
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--analyse", action="store_true", help="only recompute the analysis of the stored replicates")
+    ap.add_argument("--docs", action="store_true", help="no measuring: write the report's tables into docs/lora.md")
+    ap.add_argument("--reproduce", action="store_true",
+                    help="instead of replicates: train each seed's methods again with its own draw (strong_seed = seed) "
+                         "and record whether every answer on C is the committed run's")
     args = ap.parse_args()
+    if args.docs:
+        from relalign.docblocks import filled
+
+        DOC.write_text(filled(DOC.read_text(), doc_blocks(json.loads(OUT.read_text()), args.params)))
+        return
     if "naive" not in args.methods:
         sys.exit("--methods must include naive (the differences are from it)")
     report = json.loads(OUT.read_text()) if OUT.is_file() else {}
@@ -125,7 +168,18 @@ def main() -> None:
     if (entry["overrides"], entry["methods"]) != (args.overrides, args.methods):
         sys.exit(f"{args.params} was measured with --set {entry['overrides']} and methods {entry['methods']}: "
                  "use the same, or remove its entry")
+    if not args.seeds and not args.analyse:
+        sys.exit("name the seeds to measure (--seeds), or --analyse the stored replicates")
     bases = {s: committed(args.params, s, args.overrides) for s in args.seeds}
+    if args.reproduce:
+        for seed in args.seeds:
+            again = replicate(args.params, seed, 0, args.methods, args.overrides, bases[seed])["methods"]
+            same = {m: again[m]["correct"] == bases[seed]["test_correct"][m] for m in args.methods}
+            entry.setdefault("reproduced", {})[str(seed)] = {"same_answers": same, "provenance": provenance()}
+            OUT.write_text(json.dumps(report, indent=1) + "\n")
+            print(f"seed {seed}, its own draw again: " + ", ".join(f"{m} {'the same' if ok else 'DIFFERENT'} answers"
+                                                              for m, ok in same.items()), flush=True)
+        return
     done = {(x["seed"], x["replicate"]) for x in entry["replicates"]}
     for seed in args.seeds if not args.analyse else []:
         for r in range(1, args.replicates + 1):

@@ -25,7 +25,8 @@ from .prompts import Prompt
 from .rundir import RunDir
 from .selection import method_spec
 
-__all__ = ["TrainingData", "learner", "training_seed", "trained_fingerprint", "fit", "launch_command", "TRAINED_VERSION", "UNTRAINED"]
+__all__ = ["TrainingData", "learner", "training_seed", "trained_fingerprint", "fit", "launch_command", "TRAINED_VERSION",
+           "UNTRAINED"]
 
 TRAINED_VERSION = 2  # bump when a learner changes what it trains from the same data and settings
 UNTRAINED = "untrained"  # the name of a learner that only answers zero-shot: no method, nothing trained
@@ -69,8 +70,8 @@ def learner(params, pool: ModelPool, where: Where, role: str, name: str, *, stro
         lora = lora.model_copy(update={"loss_normalisation": lora.loss_normalisation_by_method[name]})
     if role == "strong" and t.equal_steps and lora.max_steps <= 0 and naive_rows is not None:
         lora = lora.model_copy(update={"max_steps": lora_steps(naive_rows, lora)})
-    return LoraLearner(lambda: pool.model(role), lora, training_seed(params, role), out, params.compute.max_tokens_per_batch,
-                       aux_coef=t.aux_coef if aux else 0.0, aux_warmup=t.aux_warmup,
+    return LoraLearner(lambda: pool.model(role), lora, training_seed(params, role), out,
+                       params.compute.max_tokens_per_batch, aux_coef=t.aux_coef if aux else 0.0, aux_warmup=t.aux_warmup,
                        base_name=params.model_spec(role).reference(),
                        # partial LoRA's cached bottom states: one folder per model, shared by runs
                        states_dir=where.cache_root / "bottom_states" / fingerprint("bottom_states", 1,

@@ -111,10 +111,11 @@ def analysis(entry: dict, bases: dict[int, dict]) -> dict:
             if method != "naive" and name.endswith("naive"):
                 v = variance_components([parse_correct(bases[s]["test_correct"][method]) for s in seeds],
                                         [parse_correct(bases[s]["test_correct"]["naive"]) for s in seeds])
-                row["design"] = [{"trainings": t, "seed_sd": 100 * with_trainings(v, var, t).seed_var ** 0.5,
-                                  "mde": 100 * minimum_detectable_difference(with_trainings(v, var, t), n_compared),
-                                  "seeds_for_4": seeds_needed(with_trainings(v, var, t), n_compared, TARGET_MDE / 100)}
-                                 for t in TRAININGS]
+                averaged = {t: with_trainings(v, var, t) for t in TRAININGS}
+                row["design"] = [{"trainings": t, "seed_sd": 100 * w.seed_var ** 0.5,
+                                  "mde": 100 * minimum_detectable_difference(w, n_compared),
+                                  "seeds_for_4": seeds_needed(w, n_compared, TARGET_MDE / 100)}
+                                 for t, w in averaged.items()]
             out[name] = row
     return out
 
@@ -170,7 +171,7 @@ def main() -> None:
                  "use the same, or remove its entry")
     if not args.seeds and not args.analyse:
         sys.exit("name the seeds to measure (--seeds), or --analyse the stored replicates")
-    bases = {s: committed(args.params, s, args.overrides) for s in args.seeds}
+    bases = {s: committed(args.params, s, args.overrides) for s in (args.seeds if not args.analyse else [])}
     if args.reproduce:
         for seed in args.seeds:
             again = replicate(args.params, seed, 0, args.methods, args.overrides, bases[seed])["methods"]
@@ -194,7 +195,7 @@ def main() -> None:
             print(f"  {x['seconds']} s: " + ", ".join(f"{m} {v['accuracy']:.3f}" for m, v in x["methods"].items()),
                   flush=True)
     seeds = sorted({x["seed"] for x in entry["replicates"]})
-    entry["analysis"] = analysis(entry, {s: committed(args.params, s, args.overrides) for s in seeds})
+    entry["analysis"] = analysis(entry, {s: bases.get(s) or committed(args.params, s, args.overrides) for s in seeds})
     OUT.write_text(json.dumps(report, indent=1) + "\n")
     for name, row in entry["analysis"].items():
         print(f"{name}: training sd {row['training_sd']:.1f} [{row['training_sd_ci'][0]:.1f}, "

@@ -15,12 +15,13 @@ import pandas as pd
 
 from .compare import ALL_ROWS, against_all_rows, conditions, conditions_markdown, seed_minutes
 from .evaluation import METHOD_ORDER
+from .positions import position_correlation, position_table
 from .rundir import RunDir
 from .summary import (findings_markdown, intervals, load_metrics, markdown_table, methods_long, non_seed_overrides,
                       power_table, runs_table, study_of, training_mode)
 
 __all__ = ["END_TO_END", "filled", "block", "readme_blocks", "study_markdown", "all_rows_markdown", "runs_markdown",
-           "power_markdown", "sweep_markdown", "results_blocks", "RESULTS_STUDIES", "normalisation_markdown",
+           "power_markdown", "positions_markdown", "sweep_markdown", "results_blocks", "RESULTS_STUDIES", "normalisation_markdown",
            "NORMALISATION_STUDIES", "common_seeds", "docs_blocks"]
 
 END_TO_END = Path("results") / "benchmarks" / "end_to_end.json"  # benchmarks/end_to_end.py's report
@@ -139,6 +140,20 @@ def power_markdown(power: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def positions_markdown(leaning: pd.DataFrame) -> str:
+    """Per study with enough seeds, where the weak labels' favourite position is and who answers C
+    there (``leaning``: :func:`relalign.positions.position_correlation` of naive)."""
+    lines = ["| study (seeds) | weak labels of B at their favourite (canonical / K views) | gold of B there | "
+             "naive on C there (largest seed's) | other trained models | ceiling | "
+             "Spearman ρ, naive's accuracy vs its share (p) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for _, r in leaning.iterrows():
+        lines.append(f"| {r['dataset']}/{r['study']} ({r['n_seeds']}) | {r['weak_labels_share']:.2f} / "
+                     f"{r['k_views_share']:.2f} | {r['gold_share']:.2f} | {r['naive_share']:.2f} "
+                     f"({r['naive_share_max']:.2f}) | {r['others_share']:.2f} | {r['ceiling_share']:.2f} | "
+                     f"{r['rho']:+.2f} ({r['p']:.3f}) |")
+    return "\n".join(lines)
+
+
 def sweep_markdown(runs: list[Path], dataset: str, study: str) -> str | None:
     """One study's threshold sweep, mean over its seeds: per kept fraction of B's rows (most reliable
     first), the strong model's accuracy on C and the weak labels' accuracy on the kept rows. Only the
@@ -168,14 +183,16 @@ def sweep_markdown(runs: list[Path], dataset: str, study: str) -> str | None:
 
 def results_blocks(runs: list[Path], studies: list[tuple[str, str]] = RESULTS_STUDIES, iv: pd.DataFrame | None = None,
                    control: pd.DataFrame | None = None, power: pd.DataFrame | None = None) -> dict[str, str]:
-    """docs/results.md's blocks: ``runs`` (:func:`runs_markdown`), ``power`` (:func:`power_markdown`) and,
+    """docs/results.md's blocks: ``runs`` (:func:`runs_markdown`), ``power`` (:func:`power_markdown`),
+    ``positions`` (:func:`positions_markdown`) and,
     per study of ``studies`` that has runs, ``study:<dataset>/<study>`` (:func:`study_markdown`),
     ``sweep:<dataset>/<study>`` (:func:`sweep_markdown`) and, where its sweep has the all-rows point,
     ``all-rows:<dataset>/<study>`` (:func:`all_rows_markdown`)."""
     iv = intervals(runs) if iv is None else iv
     control = against_all_rows(runs) if control is None else control
     long = methods_long(runs)
-    out = {"runs": runs_markdown(runs), "power": power_markdown(power_table(runs) if power is None else power)}
+    out = {"runs": runs_markdown(runs), "power": power_markdown(power_table(runs) if power is None else power),
+           "positions": positions_markdown(position_correlation(position_table(runs)))}
     for dataset, study in studies:
         if ((iv["dataset"] == dataset) & (iv["study"] == study)).any():
             out[f"study:{dataset}/{study}"] = study_markdown(iv, long, dataset, study)

@@ -13,7 +13,7 @@ import seaborn as sns
 from .evaluation import METHOD_ORDER
 
 __all__ = ["save", "accuracy_by_entropy", "reliability_heatmap", "entropy_histogram", "method_comparison", "agreement_bars",
-           "weight_distribution", "summary_figure", "mode_figure", "seed_figure", "score_report", "threshold_sweep"]
+           "weight_distribution", "summary_figure", "mode_figure", "seed_figure", "position_figure", "score_report", "threshold_sweep"]
 
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -220,6 +220,29 @@ def seed_figure(long: pd.DataFrame, studies: list[tuple[str, str]]) -> plt.Figur
         ax.set(title=f"{dataset}/{study}", xticks=np.arange(len(methods)), ylabel="accuracy on C")
         ax.set_xticklabels(methods, rotation=45, ha="right", fontsize=8)
         ax.legend(fontsize=7, ncols=2)
+    fig.tight_layout()
+    return fig
+
+
+def position_figure(positions: pd.DataFrame, studies: list[tuple[str, str]]) -> plt.Figure:
+    """Each seed's accuracy on C against the share of C it answered at the weak labels' favourite
+    position, one panel per (dataset, study) of ``studies``: naive (numbered by seed), the other
+    trained methods and the ceiling (``positions``: :func:`relalign.positions.position_table`)."""
+    fig, axes = plt.subplots(1, max(len(studies), 1), figsize=(4.6 * max(len(studies), 1), 4.0), squeeze=False)
+    for ax, (dataset, study) in zip(axes[0], studies):
+        d = positions[(positions["dataset"] == dataset) & (positions["study"] == study) & (positions["split"] == "C")]
+        others = d[~d["source"].isin(["naive", "ceiling", "weak"])]
+        ax.scatter(others["favourite_share"], others["accuracy"], s=12, color="0.6", label="other methods")
+        ceiling = d[d["source"] == "ceiling"]
+        ax.scatter(ceiling["favourite_share"], ceiling["accuracy"], s=30, marker="x", color="black", label="ceiling")
+        naive = d[d["source"] == "naive"]
+        ax.scatter(naive["favourite_share"], naive["accuracy"], s=36, color="tab:red", label="naive")
+        for _, r in naive.iterrows():
+            ax.annotate(str(r["seed"]), (r["favourite_share"], r["accuracy"]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+        ax.set(title=f"{dataset}/{study}", xlabel="share of C at the weak labels' favourite position",
+               ylabel="accuracy on C")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

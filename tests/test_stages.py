@@ -120,6 +120,23 @@ def test_strong_seed_draws_only_the_strong_trainings_again(write_params, tmp_pat
         open_run(write_params({"training": {"strong_seed": 7}}), tmp_path / "head")
 
 
+def test_strong_lr_changes_only_the_strong_trainings(write_params, tmp_path):
+    def run(lora, name):
+        return open_run(write_params({"training": {"mode": "lora", "lora": {"max_steps": 1, "lr": 1e-3, **lora}}}),
+                        tmp_path / name)
+
+    def fp(r, role, name):
+        return answering.fingerprint_of(r, stages.job(r, role, name))
+
+    base, same, other = run({}, "base"), run({"strong_lr": 1e-3}, "same"), run({"strong_lr": 2e-4}, "other")
+    assert fp(same, "strong", "naive") == fp(base, "strong", "naive")  # the lr it had: cache reused
+    assert fp(other, "strong", "naive") != fp(base, "strong", "naive")
+    assert answering.learner_for(other, stages.job(other, "strong", "naive")).lora.lr == 2e-4
+    assert answering.learner_for(other, stages.job(other, "strong", "ceiling")).lora.lr == 2e-4
+    assert fp(other, "weak", "supervisor") == fp(base, "weak", "supervisor")  # same supervisor, same weak labels
+    assert answering.learner_for(other, stages.job(other, "weak", "supervisor")).lora.lr == 1e-3
+
+
 def test_pinned_threads_are_set_and_key_what_is_cached(write_params, tmp_path):
     import torch
 

@@ -209,9 +209,10 @@ class LoraLearner:
 
     def describe(self) -> dict:
         """What is trained, for the fingerprint: how many processes share the work is not part of it,
-        nor the other trainings' normalisations (this one's is ``loss_normalisation``, resolved by
-        :func:`relalign.training.learner`)."""
-        settings = self.lora.model_dump(exclude={"num_processes", "launch_args", "loss_normalisation_by_method"})
+        nor the other trainings' normalisations and learning rates (this one's are ``loss_normalisation``
+        and ``lr``, resolved by :func:`relalign.training.learner`)."""
+        settings = self.lora.model_dump(exclude={"num_processes", "launch_args", "loss_normalisation_by_method",
+                                                 "strong_lr"})
         return {"mode": "lora", **settings, "aux_coef": self.aux_coef, "aux_warmup": self.aux_warmup}
 
     def _training_set(self, base, tok, rows: list[dict]) -> tuple:

@@ -129,6 +129,7 @@ class LoraParams(Section):
     dropout: Annotated[float, BeforeValidator(_number), Field(ge=0, lt=1)] = 0.05
     target_modules: list[str] | None = None  # None: by architecture family
     lr: Positive = 5e-5
+    strong_lr: Positive | None = None  # the strong model's trainings only; null: lr (as the weak supervisor)
     batch_size: Count = 24  # effective (global) batch
     micro_batch_size: Count = 4  # per device and step; accumulation makes up the rest
     epochs: Positive = 3.0
@@ -211,8 +212,6 @@ class Params(Section):
     generation: GenerationParams = GenerationParams()
     # None: every method the task can run (a task answered by generation has no option probabilities)
     methods: list[Literal[METHOD_NAMES]] | None = None
-
-    # ---- derived views used by the library
 
     def method_names(self) -> list[str]:
         """The methods this run trains: the params' list, or every method the task can run."""

@@ -68,6 +68,8 @@ def learner(params, pool: ModelPool, where: Where, role: str, name: str, *, stro
     lora = t.lora
     if name in lora.loss_normalisation_by_method:
         lora = lora.model_copy(update={"loss_normalisation": lora.loss_normalisation_by_method[name]})
+    if role == "strong" and lora.strong_lr is not None:
+        lora = lora.model_copy(update={"lr": lora.strong_lr})
     if role == "strong" and t.equal_steps and lora.max_steps <= 0 and naive_rows is not None:
         lora = lora.model_copy(update={"max_steps": lora_steps(naive_rows, lora)})
     return LoraLearner(lambda: pool.model(role), lora, training_seed(params, role), out,

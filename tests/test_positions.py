@@ -17,12 +17,14 @@ def test_top_position_counts_and_breaks_ties_low():
 
 
 def test_displayed_position_is_the_index_in_the_rows_order():
-    rows = pd.DataFrame({"order": [[0, 1, 2], [2, 0, 1], [1, 2, 0]], "weak_target": [2, 2, 2], "gold_target": [0, 0, 1]})
+    rows = pd.DataFrame({"qid": ["a", "a", "b"], "variation": [0, 1, 0], "order": [[0, 1, 2], [2, 0, 1], [1, 2, 0]],
+                         "weak_target": [2, 2, 2], "gold_target": [0, 0, 1]})
     assert positions.displayed_positions(rows).tolist() == [2, 0, 1]
     assert positions.displayed_positions(rows, "gold_target").tolist() == [0, 1, 0]
+    assert positions.displayed_positions(rows, canonical=True).tolist() == [2, 2, 1]  # a's second row in a's first order
 
 
-def _run(root, seed, naive, naive_acc, name="lora"):
+def _run(root, seed, naive, naive_acc, name="lora", views=None):
     """A finished multiple-choice run: 4 questions of B in two variations (the canonical order and
     its reverse), the weak supervisor's and three methods' answers on C (6 questions)."""
     d = root / "sciq" / (name if seed == 0 else f"{name}-seed{seed}")
@@ -37,7 +39,8 @@ def _run(root, seed, naive, naive_acc, name="lora"):
     for method, pred, acc in (("naive", naive, naive_acc), ("reweighting", [0, 1, 2, 0, 1, 2], 0.8),
                               ("ceiling", [0, 1, 2, 2, 1, 0], 0.9)):
         (d / "methods" / f"{method}.json").write_text(json.dumps({"accuracy": acc, "predictions": pred}))
-    (d / "metrics.json").write_text(json.dumps({"dataset": "sciq", "seed": seed, "params": {"name": name}}))
+    training = {"training": {"views": views}} if views else {}
+    (d / "metrics.json").write_text(json.dumps({"dataset": "sciq", "seed": seed, "params": {"name": name, **training}}))
     return d
 
 
@@ -47,8 +50,12 @@ def test_run_positions_by_hand(tmp_path):
     assert rows["weak labels B"]["favourite_share"] == 0.75 and np.isnan(rows["weak labels B"]["accuracy"])
     # gold of B: choices 0, 1, 2, 0 shown in the canonical order; the favourite (1) holds one of four
     assert rows["gold B"]["favourite_share"] == 0.25 and rows["gold B"]["top"] == 0
-    # every variation as shown: canonical 1, 1, 1, 0 and reversed choice 2 -> position 0, four times
-    assert rows["weak labels B, K views"]["top"] == 0 and rows["weak labels B, K views"]["favourite_share"] == 3 / 8
+    # every answer in the canonical prompt (views: canonical): 1, 1, 1, 0 and choice 2 four times
+    k = rows["weak labels B, K answers"]
+    assert k["top"] == 2 and k["top_share"] == 0.5 and k["favourite_share"] == 3 / 8
+    # views: variations -- as shown: the reversed order shows choice 2 at position 0
+    shown = {r["source"]: r for r in positions.run_positions(_run(tmp_path, 1, [1] * 6, 0.4, views="variations"))}
+    assert shown["weak labels B, K answers"]["top"] == 0 and shown["weak labels B, K answers"]["top_share"] == 5 / 8
     assert rows["naive"]["favourite_share"] == pytest.approx(5 / 6) and rows["naive"]["accuracy"] == 0.4
     assert rows["reweighting"]["favourite_share"] == pytest.approx(2 / 6)
     assert rows["weak"]["favourite_share"] == pytest.approx(4 / 6) and rows["weak"]["split"] == "C"
@@ -70,7 +77,7 @@ def test_naive_accuracy_against_its_share_across_seeds(tmp_path):
     assert set(table["seed"]) == set(range(5)) and (table["study"] == "lora").all()
     row = positions.position_correlation(table).iloc[0]
     assert row["n_seeds"] == 5 and row["rho"] == pytest.approx(-1.0) and row["p"] < 0.05
-    assert row["weak_labels_share"] == 0.75 and row["gold_share"] == 0.25 and row["k_views_share"] == 3 / 8
+    assert row["weak_labels_share"] == 0.75 and row["gold_share"] == 0.25 and row["k_answers_share"] == 3 / 8
     assert row["naive_share"] == pytest.approx(np.mean([1, 5 / 6, 4 / 6, 3 / 6, 2 / 6])) and row["naive_share_max"] == 1.0
     assert row["others_share"] == pytest.approx(2 / 6) and row["ceiling_share"] == pytest.approx(2 / 6)
     assert positions.position_correlation(table, min_seeds=6).empty

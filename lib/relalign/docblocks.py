@@ -143,12 +143,12 @@ def power_markdown(power: pd.DataFrame) -> str:
 def positions_markdown(leaning: pd.DataFrame) -> str:
     """Per study with enough seeds, where the weak labels' favourite position is and who answers C
     there (``leaning``: :func:`relalign.positions.position_correlation` of naive)."""
-    lines = ["| study (seeds) | weak labels of B at their favourite (canonical / K views) | gold of B there | "
+    lines = ["| study (seeds) | weak labels of B at their favourite (canonical view / K answers as trained) | gold of B there | "
              "naive on C there (largest seed's) | other trained models | ceiling | "
              "Spearman ρ, naive's accuracy vs its share (p) |", "|---|---:|---:|---:|---:|---:|---:|"]
     for _, r in leaning.iterrows():
         lines.append(f"| {r['dataset']}/{r['study']} ({r['n_seeds']}) | {r['weak_labels_share']:.2f} / "
-                     f"{r['k_views_share']:.2f} | {r['gold_share']:.2f} | {r['naive_share']:.2f} "
+                     f"{r['k_answers_share']:.2f} | {r['gold_share']:.2f} | {r['naive_share']:.2f} "
                      f"({r['naive_share_max']:.2f}) | {r['others_share']:.2f} | {r['ceiling_share']:.2f} | "
                      f"{r['rho']:+.2f} ({r['p']:.3f}) |")
     return "\n".join(lines)

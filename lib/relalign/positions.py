@@ -38,10 +38,15 @@ def top_position(positions: Sequence[int]) -> tuple[int, float]:
     return int(values[i]), float(counts[i] / counts.sum())
 
 
-def displayed_positions(weak_labels: pd.DataFrame, column: str = "weak_target") -> np.ndarray:
-    """Where each row's ``column`` (a choice index in the dataset's order) was shown to the model:
-    its index in the row's option ``order``."""
-    return np.array([list(order).index(int(t)) for order, t in zip(weak_labels["order"], weak_labels[column])])
+def displayed_positions(weak_labels: pd.DataFrame, column: str = "weak_target", canonical: bool = False) -> np.ndarray:
+    """Where each row's ``column`` (a choice index in the dataset's order) is shown: its index in the
+    row's option ``order``, or with ``canonical`` in its question's canonical order (variation 0's),
+    the prompt that ``training.views: canonical`` trains every answer with."""
+    orders = weak_labels["order"]
+    if canonical:
+        first = weak_labels[weak_labels["variation"] == 0]
+        orders = weak_labels["qid"].map(dict(zip(first["qid"], first["order"])))
+    return np.array([list(order).index(int(t)) for order, t in zip(orders, weak_labels[column])])
 
 
 def _share(predictions: Sequence[int], position: int) -> float:
@@ -51,8 +56,10 @@ def _share(predictions: Sequence[int], position: int) -> float:
 
 def run_positions(run: str | Path) -> list[dict]:
     """One finished run's position rows: ``source`` "gold B" and "weak labels B" (the canonical view,
-    variation 0) and "weak labels B, K views" (every variation, as shown), then the weak supervisor
-    ("weak") and each trained method on C. Each row has its ``top`` position and ``top_share``, and
+    variation 0, what naive trains on) and "weak labels B, K answers" (the answers to every variation,
+    where the strong model is shown them: with ``training.views: canonical``, the run's default, each
+    in the canonical prompt; with ``variations``, in its own order), then the weak supervisor ("weak")
+    and each trained method on C. Each row has its ``top`` position and ``top_share``, and
     ``favourite_share``: the share at the weak labels' favourite (the canonical view's top) position;
     C rows also their ``accuracy``. [] for a run without positions (open answers)."""
     rd = RunDir(run)
@@ -62,9 +69,11 @@ def run_positions(run: str | Path) -> list[dict]:
         return []
     canonical = labels[labels["variation"] == 0]
     favourite, _ = top_position(displayed_positions(canonical))
+    views = ((load_metrics(Path(run)).get("params") or {}).get("training") or {}).get("views", "canonical")
+    trained = displayed_positions(labels, canonical=views != "variations")
     sources = [("B", "gold B", displayed_positions(canonical, "gold_target"), np.nan),
                ("B", "weak labels B", displayed_positions(canonical), np.nan),
-               ("B", "weak labels B, K views", displayed_positions(labels), np.nan)]
+               ("B", "weak labels B, K answers", trained, np.nan)]
     weak = rd.read("weak_supervisor")
     sources.append(("C", "weak", weak["predictions"], weak["accuracy"]))
     for method in sorted(p.stem for p in (rd.root / "methods").glob("*.json")):
@@ -92,7 +101,8 @@ def position_table(runs: Sequence[Path]) -> pd.DataFrame:
 
 def position_correlation(table: pd.DataFrame, method: str = "naive", min_seeds: int = 4) -> pd.DataFrame:
     """Per study with at least ``min_seeds`` seeds: how the weak labels of B lean (mean share at their
-    favourite position in the canonical view and in all K views, against gold's share there), the share of C that ``method``, the other trained
+    favourite position in the canonical view and among all K answers as trained, against gold's share
+    there), the share of C that ``method``, the other trained
     methods and the ceiling answer at that position (means over seeds), and Spearman's rank
     correlation between ``method``'s accuracy and its share across the seeds, with its p-value."""
     rows = []
@@ -104,7 +114,7 @@ def position_correlation(table: pd.DataFrame, method: str = "naive", min_seeds: 
         rho, p = spearmanr(mine["favourite_share"], mine["accuracy"])
         rows.append({"dataset": dataset, "study": study, "n_seeds": len(mine),
                      "weak_labels_share": g.loc[g["source"] == "weak labels B", "favourite_share"].mean(),
-                     "k_views_share": g.loc[g["source"] == "weak labels B, K views", "favourite_share"].mean(),
+                     "k_answers_share": g.loc[g["source"] == "weak labels B, K answers", "favourite_share"].mean(),
                      "gold_share": g.loc[g["source"] == "gold B", "favourite_share"].mean(),
                      f"{method}_share": mine["favourite_share"].mean(), f"{method}_share_max": mine["favourite_share"].max(),
                      "others_share": others["favourite_share"].mean(),

@@ -331,17 +331,21 @@ def test_normalisation_studies_side_by_side(tmp_path):
 
     for study, naive in (("lora", 0.6), ("lora-refnorm", 0.6)):
         acc = {"weak": 0.4, "naive": naive, "reweighting": 0.75 if study == "lora" else 0.65,
-               "reweighting_sampled": 0.7, "ceiling": 0.8}
+               **({"reweighting_sampled": 0.7} if study == "lora" else {}), "ceiling": 0.8}
         for seed in (0, 1, 2):
             _with_all_rows(_run(tmp_path, "sciq", study, acc, seed=seed, n_test=300), 0.7, 300, seed)
     runs = summary.find_runs(tmp_path)
     iv, control, power = summary.intervals(runs, n_boot=300), compare.against_all_rows(runs, n_boot=300), summary.power_table(runs)
-    lines = docblocks.normalisation_markdown(iv, control, power).splitlines()
+    lines = docblocks.variants_markdown(iv, control, power).splitlines()
     assert lines[0] == ("| | answer tokens (`sciq/lora`) | all positions, re-weighting only (the reference) "
                         "(`sciq/lora-refnorm`) |")  # lora-allpos has no runs: no column
     assert lines[2].startswith("| naive's PGR (accuracy) | 0.50 [") and "(0.600)" in lines[2]
-    assert lines[3].startswith("| re-weighting − naive, points | +15.0 [") and "| +5.0 [" in lines[3]
-    assert lines[5].startswith("| re-weighting − all rows unweighted | +5.0 [") and "| -5.0 [" in lines[5]
+    assert lines[3].startswith("| ceiling − naive, points | +20.0 [") and "], " not in lines[3]  # no call
+    assert lines[4].startswith("| re-weighting − naive, points | +15.0 [") and "| +5.0 [" in lines[4]
+    assert lines[6].startswith("| re-weighting − all rows unweighted | +5.0 [") and "| -5.0 [" in lines[6]
+    assert lines[7].startswith("| seed spread of a method − naive, points | 0.0 |")  # the same accuracy every seed
+    only_reweighting = docblocks.variants_markdown(iv, control, power, studies={"lora-refnorm": "x"}).splitlines()
+    assert not any(line.startswith("| reweighting_sampled") for line in only_reweighting)  # no study has it: no row
 
 
 def test_sweep_table_is_the_mean_over_seeds_of_the_fractions_every_seed_ran(tmp_path):

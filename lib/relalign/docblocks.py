@@ -21,13 +21,15 @@ from .summary import (findings_markdown, intervals, load_metrics, markdown_table
                       power_table, runs_table, study_of, training_mode)
 
 __all__ = ["END_TO_END", "filled", "block", "readme_blocks", "study_markdown", "all_rows_markdown", "runs_markdown",
-           "power_markdown", "positions_markdown", "sweep_markdown", "results_blocks", "RESULTS_STUDIES", "normalisation_markdown",
-           "NORMALISATION_STUDIES", "common_seeds", "docs_blocks"]
+           "power_markdown", "positions_markdown", "sweep_markdown", "results_blocks", "RESULTS_STUDIES", "variants_markdown",
+           "NORMALISATION_STUDIES", "STRONG_LR_STUDIES", "common_seeds", "docs_blocks"]
 
 END_TO_END = Path("results") / "benchmarks" / "end_to_end.json"  # benchmarks/end_to_end.py's report
 # docs/lora.md's comparison of the loss normalisations: study -> how it normalises
 NORMALISATION_STUDIES = {"lora": "answer tokens", "lora-allpos": "all positions, every training",
                          "lora-refnorm": "all positions, re-weighting only (the reference)"}
+# docs/lora.md's comparison of the strong model's learning rates: study -> its rate
+STRONG_LR_STUDIES = {"lora": "1e-3 (the weak supervisor's)", "lora-slr6e-4": "6e-4", "lora-slr3e-4": "3e-4"}
 # docs/results.md's per-study tables
 RESULTS_STUDIES = [("sciq", "default"), ("mmlu", "offline"), ("sciq", "lora"), ("mmlu", "lora"), ("ethics", "lora")]
 
@@ -204,12 +206,13 @@ def results_blocks(runs: list[Path], studies: list[tuple[str, str]] = RESULTS_ST
     return out
 
 
-def normalisation_markdown(iv: pd.DataFrame, control: pd.DataFrame, power: pd.DataFrame, dataset: str = "sciq",
-                           studies: dict[str, str] = NORMALISATION_STUDIES) -> str:
-    """The studies of ``dataset`` that differ only in their loss normalisation, side by side: naive's
-    PGR and accuracy, re-weighting's difference from naive and from the all-rows control (with
-    intervals and calls) and the detectable difference (``iv``: :func:`relalign.summary.intervals`;
-    ``control``: :func:`relalign.compare.against_all_rows`; ``power``: :func:`relalign.summary.power_table`)."""
+def variants_markdown(iv: pd.DataFrame, control: pd.DataFrame, power: pd.DataFrame, dataset: str = "sciq",
+                      studies: dict[str, str] = NORMALISATION_STUDIES) -> str:
+    """The studies of ``dataset`` that differ in one setting (``studies``: study -> its value), side by
+    side: naive's PGR and accuracy, the ceiling's lead over naive, re-weighting's difference from naive
+    and from the all-rows control (with intervals and calls), the seed spread of a method's difference
+    and the detectable difference (``iv``: :func:`relalign.summary.intervals`; ``control``:
+    :func:`relalign.compare.against_all_rows`; ``power``: :func:`relalign.summary.power_table`)."""
     present = [s for s in studies if ((iv["dataset"] == dataset) & (iv["study"] == s)).any()]
 
     def cell(frame: pd.DataFrame, study: str, method: str, what: str) -> str:
@@ -219,32 +222,45 @@ def normalisation_markdown(iv: pd.DataFrame, control: pd.DataFrame, power: pd.Da
         r = r.iloc[0]
         if what == "pgr":
             return f"{r['pgr']:.2f} [{r['pgr_lo']:.2f}, {r['pgr_hi']:.2f}] ({r['accuracy']:.3f})"
-        return f"{r['diff']:+.1f} [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}], {r['call']}"
+        diff = f"{r['diff']:+.1f} [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}]"
+        return diff if what == "lead" else f"{diff}, {r['call']}"
 
-    mde = power.set_index(["dataset", "study"])["mde"] if not power.empty else pd.Series(dtype=float)
+    by_study = power.set_index(["dataset", "study"]) if not power.empty else pd.DataFrame(columns=["mde", "seed_sd"])
+
+    def power_cell(study: str, column: str) -> str:
+        return f"{by_study[column].get((dataset, study), float('nan')):.1f}"
+
     rows = [("naive's PGR (accuracy)", lambda s: cell(iv, s, "naive", "pgr")),
+            ("ceiling − naive, points", lambda s: cell(iv, s, "ceiling", "lead")),
             ("re-weighting − naive, points", lambda s: cell(iv, s, "reweighting", "diff")),
             ("reweighting_sampled − naive", lambda s: cell(iv, s, "reweighting_sampled", "diff")),
             ("re-weighting − all rows unweighted", lambda s: cell(control, s, "reweighting", "diff")),
-            ("detectable difference, points", lambda s: f"{mde.get((dataset, s), float('nan')):.1f}")]
+            ("seed spread of a method − naive, points", lambda s: power_cell(s, "seed_sd")),
+            ("detectable difference, points", lambda s: power_cell(s, "mde"))]
+    rows = [(name, get) for name, get in rows if any(get(s) for s in present)]
     lines = ["| | " + " | ".join(f"{studies[s]} (`{dataset}/{s}`)" for s in present) + " |",
              "|---|" + "---:|" * len(present)]
     lines += [f"| {name} | " + " | ".join(get(s) for s in present) + " |" for name, get in rows]
     return "\n".join(lines)
 
 
+def _side_by_side(runs: list[Path], dataset: str, studies: dict[str, str]) -> str:
+    """:func:`variants_markdown` of ``studies`` on the seeds they all ran (:func:`common_seeds`)."""
+    paired = common_seeds(runs, dataset, list(studies))
+    return variants_markdown(intervals(paired), against_all_rows(paired), power_table(paired), dataset, studies)
+
+
 def docs_blocks(runs: list[Path], iv: pd.DataFrame | None = None,
                 power: pd.DataFrame | None = None) -> dict[str, dict[str, str]]:
     """The generated blocks of docs/ made from the runs, by file: docs/results.md's per-study tables
-    (:func:`results_blocks`) and docs/lora.md's normalisation comparison (:func:`normalisation_markdown`);
-    ``iv`` and ``power`` as for :func:`readme_blocks`."""
+    (:func:`results_blocks`) and docs/lora.md's comparisons of SciQ's loss normalisations and strong
+    learning rates, each on the seeds its studies share (:func:`variants_markdown`); ``iv`` and
+    ``power`` as for :func:`readme_blocks`."""
     iv = intervals(runs) if iv is None else iv
     power = power_table(runs) if power is None else power
-    control = against_all_rows(runs)
-    paired = common_seeds(runs, "sciq", list(NORMALISATION_STUDIES))  # the normalisations on the same seeds
-    return {"docs/results.md": results_blocks(runs, iv=iv, control=control, power=power),
-            "docs/lora.md": {"normalisation": normalisation_markdown(intervals(paired), against_all_rows(paired),
-                                                                     power_table(paired))}}
+    return {"docs/results.md": results_blocks(runs, iv=iv, control=against_all_rows(runs), power=power),
+            "docs/lora.md": {"normalisation": _side_by_side(runs, "sciq", NORMALISATION_STUDIES),
+                             "strong-lr": _side_by_side(runs, "sciq", STRONG_LR_STUDIES)}}
 
 
 def common_seeds(runs: list[Path], dataset: str, studies: list[str]) -> list[Path]:

@@ -54,7 +54,7 @@ def test_run_positions_by_hand(tmp_path):
     k = rows["weak labels B, K answers"]
     assert k["top"] == 2 and k["top_share"] == 0.5 and k["favourite_share"] == 3 / 8
     # views: variations -- as shown: the reversed order shows choice 2 at position 0
-    shown = {r["source"]: r for r in positions.run_positions(_run(tmp_path, 1, [1] * 6, 0.4, views="variations"))}
+    shown = {r["source"]: r for r in positions.run_positions(_run(tmp_path, 1, [1] * 6, 0.4), views="variations")}
     assert shown["weak labels B, K answers"]["top"] == 0 and shown["weak labels B, K answers"]["top_share"] == 5 / 8
     assert rows["naive"]["favourite_share"] == pytest.approx(5 / 6) and rows["naive"]["accuracy"] == 0.4
     assert rows["reweighting"]["favourite_share"] == pytest.approx(2 / 6)
@@ -80,6 +80,9 @@ def test_naive_accuracy_against_its_share_across_seeds(tmp_path):
     assert row["weak_labels_share"] == 0.75 and row["gold_share"] == 0.25 and row["k_answers_share"] == 3 / 8
     assert row["naive_share"] == pytest.approx(np.mean([1, 5 / 6, 4 / 6, 3 / 6, 2 / 6])) and row["naive_share_max"] == 1.0
     assert row["others_share"] == pytest.approx(2 / 6) and row["ceiling_share"] == pytest.approx(2 / 6)
+    assert (table.loc[table["source"] == "weak labels B, K answers", "top"] == 2).all()  # views: canonical
+    shown = positions.position_table([_run(tmp_path / "v", 0, [1] * 6, 0.4, views="variations")])
+    assert shown.set_index("source").loc["weak labels B, K answers", "top"] == 0  # the run's own views
     assert positions.position_correlation(table, min_seeds=6).empty
     assert positions.position_correlation(positions.position_table(runs[:3])).empty
 

@@ -7,10 +7,10 @@ measures it from a finished run's files, without torch: where the weak labels of
 canonical option order, which naive trains on) against where the gold answers of B sit, and, for
 the weak supervisor and every trained model, the share of C it answers at the weak labels'
 favourite position. Across a study's seeds, :func:`position_correlation` asks whether a method's
-accuracy falls as that share rises (a rank correlation, exact where scipy has it: no random draw).
+accuracy falls as that share rises (Spearman's rank correlation and scipy's p-value: no random draw).
 
 Only multiple-choice runs have positions (their weak labels have an ``order`` column); open-answer
-runs (GSM8K) are skipped. C is always asked in the canonical order (``training.views: canonical``),
+runs (GSM8K) are skipped. Every model answers C in the canonical order (the variation-0 prompt),
 so a prediction on C, a choice index, is also its position.
 """
 
@@ -54,11 +54,11 @@ def _share(predictions: Sequence[int], position: int) -> float:
     return float((p == position).mean()) if p.size else float("nan")
 
 
-def run_positions(run: str | Path) -> list[dict]:
+def run_positions(run: str | Path, views: str = "canonical") -> list[dict]:
     """One finished run's position rows: ``source`` "gold B" and "weak labels B" (the canonical view,
     variation 0, what naive trains on) and "weak labels B, K answers" (the answers to every variation,
-    where the strong model is shown them: with ``training.views: canonical``, the run's default, each
-    in the canonical prompt; with ``variations``, in its own order), then the weak supervisor ("weak")
+    where the strong model is shown them: with the run's ``training.views`` ``canonical``, each in
+    the canonical prompt; with ``variations``, in its own order), then the weak supervisor ("weak")
     and each trained method on C. Each row has its ``top`` position and ``top_share``, and
     ``favourite_share``: the share at the weak labels' favourite (the canonical view's top) position;
     C rows also their ``accuracy``. [] for a run without positions (open answers)."""
@@ -69,7 +69,6 @@ def run_positions(run: str | Path) -> list[dict]:
         return []
     canonical = labels[labels["variation"] == 0]
     favourite, _ = top_position(displayed_positions(canonical))
-    views = ((load_metrics(Path(run)).get("params") or {}).get("training") or {}).get("views", "canonical")
     trained = displayed_positions(labels, canonical=views != "variations")
     sources = [("B", "gold B", displayed_positions(canonical, "gold_target"), np.nan),
                ("B", "weak labels B", displayed_positions(canonical), np.nan),
@@ -93,8 +92,9 @@ def position_table(runs: Sequence[Path]) -> pd.DataFrame:
     rows = []
     for run in runs:
         m = load_metrics(Path(run))
+        views = ((m.get("params") or {}).get("training") or {}).get("views", "canonical")
         rows += [{"dataset": m["dataset"], "study": study_of(m), "run": Path(run).name, "seed": m.get("seed"), **r}
-                 for r in run_positions(run)]
+                 for r in run_positions(run, views)]
     return pd.DataFrame(rows, columns=["dataset", "study", "run", "seed", "split", "source", "top", "top_share",
                                        "favourite", "favourite_share", "accuracy"])
 

@@ -57,6 +57,7 @@ def test_matching_parts_are_assembled_checked_and_converted_once(tmp_path, monke
     where1, _ = resolve_model(ModelSpec(source="registry", name="fake"), tmp_path / "cache")
     where2, _ = resolve_model(ModelSpec(source="registry", name="fake"), tmp_path / "cache")
     assert where1 == where2 and calls == [content]
+    assert not (tmp_path / "cache" / "gguf" / "fake.gguf").exists()  # assembled to convert, then deleted
 
 
 def test_a_converted_copy_is_hashed_once_per_version_of_its_files(tmp_path, monkeypatch):
@@ -185,3 +186,88 @@ def test_a_model_reference_names_it_the_same_on_every_machine():
     assert ModelSpec(source="hub", id="org/model", revision="abc").reference() == "org/model@abc"
     assert ModelSpec(source="registry", name="smollm2-135m-instruct").reference() == "relalign-registry:smollm2-135m-instruct"
     assert ModelSpec(source="local", path="/models/m", gguf_file="m.gguf").reference() == "/models/m/m.gguf"
+
+
+def _tiny_gguf(path: Path) -> bytes:
+    """A GGUF file with two fp32 tensors, 107 weights in all; its bytes."""
+    import gguf
+    import numpy as np
+
+    w = gguf.GGUFWriter(str(path), arch="llama")
+    w.add_tensor("a", np.zeros((10, 10), np.float32))
+    w.add_tensor("b", np.zeros(7, np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path.read_bytes()
+
+
+def _free(monkeypatch, free: int):
+    from relalign import conversion
+
+    usage = conversion.shutil.disk_usage
+    monkeypatch.setattr(conversion.shutil, "disk_usage", lambda p: usage(p)._replace(free=free))
+
+
+def test_the_room_a_conversion_needs_is_four_bytes_a_weight_and_checked_first(tmp_path, monkeypatch):
+    from relalign import conversion
+
+    gguf = tmp_path / "m.gguf"
+    _tiny_gguf(gguf)
+    need = 4 * 107 + conversion.TOKENIZER_ROOM
+    assert conversion.room_needed(gguf) == need
+    (tmp_path / "models").mkdir()
+    _free(monkeypatch, need - 1)
+    with pytest.raises(ModelFileError, match=r"converting m.gguf needs 0.1 GiB free in .*RELALIGN_CACHE"):
+        conversion.convert_gguf(tmp_path, "m.gguf", tmp_path / "models" / "m", "0" * 64)
+    assert list((tmp_path / "models").iterdir()) == []  # refused before anything was written
+    _free(monkeypatch, need)
+    assert conversion.check_room(gguf, tmp_path) == need
+
+
+def test_a_disk_that_fills_during_a_conversion_is_one_clear_error_and_no_partial_copy(tmp_path, monkeypatch):
+    import transformers
+    from safetensors import SafetensorError
+
+    from relalign import conversion
+
+    _tiny_gguf(tmp_path / "m.gguf")
+    (tmp_path / "models").mkdir()
+
+    class Full:
+        config = object()
+
+        def save_pretrained(self, folder):
+            (Path(folder) / "model.safetensors").write_bytes(b"half")
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: Full())
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: Full())
+    with pytest.raises(ModelFileError, match="the disk filled while converting m.gguf"):
+        conversion.convert_gguf(tmp_path, "m.gguf", tmp_path / "models" / "m", "0" * 64)
+    assert list((tmp_path / "models").iterdir()) == []
+    assert conversion._disk_full(OSError(28, "No space left on device"))
+    assert not conversion._disk_full(SafetensorError("Error while deserializing header: HeaderTooLarge"))
+
+    def broken(self, folder):
+        raise SafetensorError("something else")
+
+    monkeypatch.setattr(Full, "save_pretrained", broken)
+    with pytest.raises(SafetensorError, match="something else"):  # not every error is a full disk
+        conversion.convert_gguf(tmp_path, "m.gguf", tmp_path / "models" / "m", "0" * 64)
+
+
+def test_the_check_before_a_run_names_a_cache_with_no_room_to_convert(tmp_path, monkeypatch):
+    content = _tiny_gguf(tmp_path / "m.gguf")
+    _fake_registry(tmp_path, monkeypatch, content, hashlib.sha256(content).hexdigest())
+    spec = ModelSpec(source="registry", name="fake")
+    assert models.conversion_check(spec, tmp_path / "cache").startswith("installed, sha256 matches its pin; ")
+    _free(monkeypatch, 1000)
+    with pytest.raises(ModelFileError, match="converting fake.gguf needs"):
+        models.conversion_check(spec, tmp_path / "cache")
+    calls = _fake_conversion(monkeypatch)
+    _free(monkeypatch, 10**12)
+    resolve_model(spec, tmp_path / "cache")
+    _free(monkeypatch, 1000)  # converted already: no room needed
+    assert models.conversion_check(spec, tmp_path / "cache").endswith("; converted") and len(calls) == 1

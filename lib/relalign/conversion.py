@@ -4,6 +4,7 @@ never loaded)."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -12,7 +13,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["SOURCE", "sha256_file", "converted_dir", "converted_is_intact", "record_files", "convert_gguf"]
+__all__ = ["SOURCE", "ModelFileError", "sha256_file", "converted_dir", "converted_is_intact", "record_files",
+           "room_needed", "check_room", "convert_gguf"]
+
+
+class ModelFileError(RuntimeError):
+    """A model file is missing, truncated or not the pinned one, or there is no room to convert it."""
 
 
 def sha256_file(*paths: Path, chunk: int = 1 << 20) -> str:
@@ -77,11 +83,40 @@ def record_files(out: Path, gguf_file: str, sha: str) -> None:
     (out / VERIFIED).write_text(json.dumps(_stats(out, files)))  # just hashed
 
 
+TOKENIZER_ROOM = 64 << 20  # bytes kept for the tokenizer and config files beside the weights
+
+
+def room_needed(gguf: Path) -> int:
+    """Bytes the converted checkpoint of ``gguf`` takes: four (fp32) per weight, read from the
+    file's tensor table, and the tokenizer's files."""
+    from gguf import GGUFReader
+
+    return 4 * sum(int(t.n_elements) for t in GGUFReader(gguf).tensors) + TOKENIZER_ROOM
+
+
+def check_room(gguf: Path, folder: Path) -> int:
+    """The bytes free on ``folder``'s disk; ModelFileError, before anything is written, when they
+    cannot hold the converted checkpoint of ``gguf``."""
+    need, free = room_needed(gguf), shutil.disk_usage(folder).free
+    if free < need:
+        raise ModelFileError(f"converting {gguf.name} needs {need / 2**30:.1f} GiB free in {folder}, and "
+                             f"{free / 2**30:.1f} GiB is: free some space or point cache_dir (RELALIGN_CACHE) "
+                             f"at a disk with room")
+    return free
+
+
+def _disk_full(e: BaseException) -> bool:
+    """Whether ``e`` says the disk filled (an OSError, or the error safetensors raises for one)."""
+    return getattr(e, "errno", None) == errno.ENOSPC or f"os error {errno.ENOSPC})" in str(e)
+
+
 def convert_gguf(folder: Path, gguf_file: str, out: Path, sha: str) -> Path:
-    """Dequantise a GGUF file once with transformers and save an ordinary checkpoint."""
+    """Dequantise a GGUF file once with transformers and save an ordinary checkpoint, after checking
+    that its disk has room for it (a disk that fills anyway is a ModelFileError, the partial copy removed)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    check_room(folder / gguf_file, out.parent)
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
     try:
         tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
@@ -95,6 +130,11 @@ def convert_gguf(folder: Path, gguf_file: str, out: Path, sha: str) -> Path:
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)  # atomic: a half-written conversion never looks finished
+    except Exception as e:
+        if _disk_full(e):
+            raise ModelFileError(f"the disk filled while converting {gguf_file} into {out.parent} "
+                                 f"({room_needed(folder / gguf_file) / 2**30:.1f} GiB needed)") from e
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

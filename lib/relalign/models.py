@@ -23,7 +23,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .conversion import convert_gguf, converted_dir, converted_is_intact, sha256_file
+from .conversion import ModelFileError, check_room, convert_gguf, converted_dir, converted_is_intact, sha256_file
 
 __all__ = [
     "REGISTRY",
@@ -37,10 +37,6 @@ __all__ = [
     "cpu_has_native_bf16",
     "sha256_file",
 ]
-
-
-class ModelFileError(RuntimeError):
-    """A model file is missing, truncated or not the pinned one."""
 
 
 @dataclass(frozen=True)
@@ -226,38 +222,57 @@ def _assemble_registry(model: RegistryModel, cache_dir: Path) -> Path:
     return target
 
 
-def resolve_model(spec: ModelSpec, cache_dir: Path) -> tuple[str, dict]:
-    """Where ``from_pretrained`` should look, and with what extra arguments.
-
-    Registry and local GGUF models are checked and converted on first use; later calls reuse
-    the converted checkpoint under ``cache_dir/models``.
-    """
-    cache_dir = Path(cache_dir).expanduser()
-    if spec.source == "hub":
-        return str(spec.id), ({"revision": spec.revision} if spec.revision else {})
+def _conversion(spec: ModelSpec, cache_dir: Path) -> tuple[Path, Path | None, str]:
+    """A registry or local-GGUF model's converted folder in the cache, the GGUF file to convert into
+    it (None while the converted copy is intact) and the GGUF's sha256; the pins checked on the way."""
     if spec.source == "registry":
         reg = REGISTRY[spec.name]
         out = converted_dir(cache_dir, reg.name, reg.sha256)
         if converted_is_intact(out):
             verify_registry(reg)  # the installed file is still the pinned one
-        else:
-            gguf = _assemble_registry(reg, cache_dir)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            convert_gguf(gguf.parent, gguf.name, out, reg.sha256)
-        return str(out), {}
-    folder = Path(spec.path).expanduser()
-    if not spec.gguf_file:
-        return str(folder), {}
-    gguf = folder / spec.gguf_file
+            return out, None, reg.sha256
+        return out, _assemble_registry(reg, cache_dir), reg.sha256
+    gguf = Path(spec.path).expanduser() / spec.gguf_file
     if not gguf.is_file():
         raise ModelFileError(f"no GGUF file {gguf}")
     sha = sha256_file(gguf)
     if spec.sha256 and sha != spec.sha256:
         raise ModelFileError(f"{gguf} has sha256 {sha}, expected {spec.sha256}")
     out = converted_dir(cache_dir, Path(spec.gguf_file).stem, sha)
-    if not converted_is_intact(out):
+    return out, (None if converted_is_intact(out) else gguf), sha
+
+
+def conversion_check(spec: ModelSpec, cache_dir: Path) -> str:
+    """What was checked of a registry or local-GGUF model before a run: its pins, and that its
+    converted copy is in the cache or that the cache's disk has room for it (ModelFileError if not)."""
+    cache_dir = Path(cache_dir).expanduser()
+    out, gguf, _ = _conversion(spec, cache_dir)
+    pins = "installed, sha256 matches its pin" if spec.source == "registry" else (
+        "GGUF file present" + (", sha256 matches its pin" if spec.sha256 else ""))
+    if gguf is None:
+        return f"{pins}; converted"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return f"{pins}; {check_room(gguf, out.parent) / 2**30:.1f} GiB free for its conversion"
+
+
+def resolve_model(spec: ModelSpec, cache_dir: Path) -> tuple[str, dict]:
+    """Where ``from_pretrained`` should look, and with what extra arguments.
+
+    Registry and local GGUF models are checked and converted on first use; later calls reuse
+    the converted checkpoint under ``cache_dir/models``. A registry model's GGUF file assembled from
+    its parts for the conversion is deleted after it (the installed parts are the copy kept).
+    """
+    cache_dir = Path(cache_dir).expanduser()
+    if spec.source == "hub":
+        return str(spec.id), ({"revision": spec.revision} if spec.revision else {})
+    if spec.source == "local" and not spec.gguf_file:
+        return str(Path(spec.path).expanduser()), {}
+    out, gguf, sha = _conversion(spec, cache_dir)
+    if gguf is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        convert_gguf(folder, spec.gguf_file, out, sha)
+        convert_gguf(gguf.parent, gguf.name, out, sha)
+        if gguf.parent == cache_dir / "gguf":
+            gguf.unlink()
     return str(out), {}
 
 

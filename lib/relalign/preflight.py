@@ -1,7 +1,7 @@
 """Before any work: open what a run will use. ``relalign check`` prints it; ``relalign run`` and
 ``relalign batch`` run it before they write anything, so bad data, a split larger than its pool,
-K larger than the answer orders or a missing or damaged model file stop with one line (exit 2)
-instead of minutes later inside a notebook."""
+K larger than the answer orders, a missing or damaged model file or a cache with no room to convert
+one stop with one line (exit 2) instead of minutes later inside a notebook."""
 
 from __future__ import annotations
 
@@ -9,26 +9,20 @@ from pathlib import Path
 
 from .checks import ParamsError
 from .data import drop_long, load_pools, make_splits
-from .conversion import sha256_file
-from .models import REGISTRY, ModelFileError, ModelSpec, verify_registry
+from .models import ModelSpec, conversion_check
 
 __all__ = ["preflight", "model_check"]
 
 
-def model_check(spec: ModelSpec) -> str:
+def model_check(spec: ModelSpec, cache_dir: Path) -> str:
     """What was checked of a model's files, or ModelFileError: a registry model must be installed
-    with its pinned sha256, a local GGUF file must match its pin. A hub model is not fetched here."""
-    if spec.source == "registry":
-        verify_registry(REGISTRY[spec.name])
-        return "installed, sha256 matches its pin"
-    if spec.source == "local":
-        if spec.gguf_file:
-            gguf = Path(spec.path).expanduser() / spec.gguf_file
-            if spec.sha256 and sha256_file(gguf) != spec.sha256:
-                raise ModelFileError(f"{gguf}: sha256 does not match its pin {spec.sha256}")
-            return "GGUF file present" + (", sha256 matches its pin" if spec.sha256 else "")
+    with its pinned sha256, a local GGUF file must match its pin, and either's converted copy must be
+    in the cache or have room there. A hub model is not fetched here."""
+    if spec.source == "hub":
+        return "hub: not fetched before the run"
+    if spec.source == "local" and not spec.gguf_file:
         return "folder present"
-    return "hub: not fetched before the run"
+    return conversion_check(spec, cache_dir)
 
 
 def preflight(params, file: str) -> dict:
@@ -44,7 +38,7 @@ def preflight(params, file: str) -> dict:
             adapter.variations(q, params.reliability.k, params.seed)
         except ValueError as e:
             raise ParamsError(f"{file}: 'reliability.k': {e} (question {q.qid})") from None
-    models = {role: model_check(params.model_spec(role)) for role in ("weak", "strong")}
+    models = {role: model_check(params.model_spec(role), params.resolved_cache_dir()) for role in ("weak", "strong")}
     return {"pools": {name: len(qs) for name, qs in pools.items()}, "splits": {k: len(v) for k, v in splits.items()},
             "models": models}
 

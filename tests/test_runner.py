@@ -166,7 +166,31 @@ def test_an_interrupted_run_says_so_and_how_to_resume(write_params, tmp_path, fa
     status = json.loads((out / "run_status.json").read_text())
     assert status["status"] == "interrupted" and status["failed_notebook"] == "slow"
     assert main(["run", str(write_params()), "--out", str(out)]) == 2
-    assert "holds an unfinished run (status: interrupted); pass --replace" in capsys.readouterr().err
+    assert "holds an unfinished run (status: interrupted); pass --resume" in capsys.readouterr().err
+
+
+def test_resuming_finishes_an_unfinished_run_in_place_and_only_with_its_own_params(write_params, tmp_path,
+                                                                                 monkeypatch, fake_notebooks):
+    from relalign.cli import main
+
+    _notebook(fake_notebooks / "train.ipynb", "from pathlib import Path\nt = Path(run_dir, 'trained.txt')\n"
+                                              "t.write_text(t.read_text() + 'x' if t.exists() else 'trained')")
+    out = tmp_path / "out"
+    monkeypatch.setattr(runner, "NOTEBOOKS", ("train", "bad"))
+    with pytest.raises(RunFailed):
+        run(write_params(), out)
+    monkeypatch.setattr(runner, "NOTEBOOKS", ("train", "ok"))
+    with pytest.raises(RunExists, match="started with other params"):
+        run(write_params(), out, overrides=["seed=3"], resume=True)
+    assert main(["run", str(write_params()), "--out", str(out), "--resume", "--replace"]) == 2
+    run(write_params(), out, resume=True)
+    assert (out / "trained.txt").read_text() == "trainedx"  # what the first attempt wrote is still there
+    status = json.loads((out / "run_status.json").read_text())
+    assert status["status"] == "complete" and status["resumed"] and not (out / INCOMPLETE).exists()
+    with pytest.raises(RunExists, match="holds a finished run: nothing to resume"):
+        run(write_params(), out, resume=True)
+    fresh = run(write_params(), tmp_path / "fresh", resume=True)  # nothing there: an ordinary run
+    assert json.loads((fresh / "run_status.json").read_text())["resumed"] is False
 
 
 def test_the_real_notebooks_run_end_to_end_on_a_tiny_model(write_params, tmp_path, capsys):
@@ -192,6 +216,14 @@ def test_the_real_notebooks_run_end_to_end_on_a_tiny_model(write_params, tmp_pat
     assert "ceiling" in printed and str(out) in printed
     # a second run of the same name refuses
     assert main(["run", str(write_params()), "--out", str(out)]) == 2
+    # an interrupted run resumed in place reloads every model it trained (only the chosen L2 is re-written)
+    trained = {p: p.stat().st_mtime_ns for p in (out / "trained").rglob("*") if p.is_file()}
+    (out / "metrics.json").unlink()
+    (out / INCOMPLETE).write_text("interrupted")
+    runner.RunDir(out).update_status(status="interrupted")
+    assert main(["run", str(write_params()), "--out", str(out), "--resume"]) == 0
+    assert [p.name for p, t in trained.items() if p.stat().st_mtime_ns != t] == ["l2.json"]
+    assert json.loads((out / "metrics.json").read_text())["methods"] == m["methods"]
     # notebook 07 summarises the runs that exist
     assert main(["report", "--results", str(tmp_path / "results")]) == 0
     summary = tmp_path / "results" / "summary"

@@ -59,11 +59,14 @@ def cmd_run(args) -> int:
     from .runner import RunExists, RunFailed, run
     from .summary import run_table
 
+    if args.resume and args.replace:
+        return _fail("--resume finishes a run, --replace starts it afresh: pass one")
     if args.seeds and args.out and len(args.seeds) > 1:
         return _fail("--out names one directory: run one seed at a time, or leave --out to get one per seed")
     for overrides in _seed_overrides(args):
         try:
-            out = run(args.params, args.out, overrides, replace=args.replace, log_output=args.verbose)
+            out = run(args.params, args.out, overrides, replace=args.replace, log_output=args.verbose,
+                      resume=args.resume)
         except RunExists as e:
             return _fail(str(e))
         except RunFailed as e:
@@ -219,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", metavar="N",
                    help="one run per seed (splits, variations and training all follow the seed)")
     p.add_argument("--replace", action="store_true", help="overwrite an existing results directory")
+    p.add_argument("--resume", action="store_true",
+                   help="finish an interrupted or failed run in place, reusing the models it trained")
     p.add_argument("--verbose", action="store_true", help="stream the notebooks' output")
     p.set_defaults(func=cmd_run)
 

@@ -138,8 +138,8 @@ def _elapsed(since: float) -> str:
 def _exists_message(out: Path) -> str:
     status = RunDir(out).status().get("status")
     if status and status != "complete":
-        return (f"{out} holds an unfinished run (status: {status}); pass --replace to run it again "
-                "(what it computed is in the cache and is reused)")
+        return (f"{out} holds an unfinished run (status: {status}); pass --resume to finish it (what it "
+                "trained is reused) or --replace to run it again (what it computed is in the cache and is reused)")
     return f"{out} exists; pass --replace to replace it, or --out for another directory"
 
 
@@ -221,6 +221,19 @@ def set_aside(out: Path) -> Path | None:
     return aside
 
 
+def check_resumable(out: Path, params: dict) -> None:
+    """RunExists unless ``out`` holds an unfinished run made from the same resolved ``params``."""
+    import yaml
+
+    rundir = RunDir(out)
+    if not rundir.has_params():
+        raise RunExists(f"{out} is not a run directory (no {PARAMS}): nothing to resume")
+    if rundir.finished() or rundir.status().get("status") == "complete":
+        raise RunExists(f"{out} holds a finished run: nothing to resume (--replace runs it again)")
+    if yaml.safe_load((out / PARAMS).read_text()) != yaml.safe_load(yaml.safe_dump(params, sort_keys=False)):
+        raise RunExists(f"{out} was started with other params: --resume needs the same ones (--replace starts afresh)")
+
+
 def run(
     params_file: str | Path,
     out: str | Path | None = None,
@@ -228,13 +241,16 @@ def run(
     replace: bool = False,
     kernel_name: str = "python3",
     log_output: bool = False,
+    resume: bool = False,
 ) -> Path:
     """Execute notebooks 01-06 for ``params_file``; returns the run directory.
 
     Raises ParamsError, DataError or ModelFileError (:func:`relalign.preflight.preflight`, before
     anything is written), RunExists, or RunFailed (the directory is
     left marked incomplete, with the failing notebook as far as it ran). With ``replace``, the
-    finished results already in the directory are deleted only once the new run is complete.
+    finished results already in the directory are deleted only once the new run is complete. With
+    ``resume``, an unfinished run of the same params in the directory is run again in place: the
+    models it trained are reloaded (their fingerprints match), not trained again.
     """
     import papermill as pm
 
@@ -243,7 +259,11 @@ def run(
     out = run_dir_for(params_file, overrides, out).resolve()
     if out.exists() and not out.is_dir():
         raise RunExists(f"{out} is a file, not a run directory")
-    if out.exists() and any(out.iterdir()):
+    resuming = resume and out.is_dir() and any(out.iterdir())
+    if resuming:
+        check_resumable(out, params.to_dict())
+        print(f"resuming the unfinished run in {out}: what it trained is reused", flush=True)
+    elif out.exists() and any(out.iterdir()):
         if not replace:
             raise RunExists(_exists_message(out))
         previous = set_aside(out)
@@ -256,7 +276,7 @@ def run(
                         + (f" with --set {' '.join(overrides)}" if overrides else "") + "\n")
     started = time.time()
     rundir.update_status(status="running", params_file=str(params_file), overrides=list(overrides), started=started,
-                         code_at_start=code_state())
+                         code_at_start=code_state(), resumed=resuming)
     with _interrupts(), (contextlib.nullcontext() if log_output else _progress_lines(out)):
         print(f"run {out}", flush=True)
         for i, name in enumerate(NOTEBOOKS, 1):

@@ -29,7 +29,8 @@ END_TO_END = Path("results") / "benchmarks" / "end_to_end.json"  # benchmarks/en
 NORMALISATION_STUDIES = {"lora": "answer tokens", "lora-allpos": "all positions, every training",
                          "lora-refnorm": "all positions, re-weighting only (the reference)"}
 # docs/lora.md's comparison of the strong model's learning rates: study -> its rate
-STRONG_LR_STUDIES = {"lora": "1e-3 (the weak supervisor's)", "lora-slr": "6e-4", "lora-slr3e-4": "3e-4"}
+STRONG_LR_STUDIES = {"lora": "1e-3 (the weak supervisor's)", "lora-slr8e-4": "8e-4", "lora-slr": "6e-4",
+                     "lora-slr3e-4": "3e-4"}
 # docs/results.md's per-study tables
 RESULTS_STUDIES = [("sciq", "default"), ("mmlu", "offline"), ("sciq", "lora"), ("sciq", "lora-slr"), ("mmlu", "lora"),
                    ("ethics", "lora")]

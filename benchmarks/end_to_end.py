@@ -72,6 +72,8 @@ def measure(params: str, cache_root: Path) -> dict:
 
 def from_run(run_dir: Path, note: str | None = None) -> dict:
     status = json.loads((run_dir / STATUS).read_text())
+    if status.get("resumed"):
+        sys.exit(f"{run_dir} was resumed (relalign run --resume): its seconds are its last attempt's only")
     m = json.loads((run_dir / "metrics.json").read_text())
     return {"params": status["params_file"], "ok": status["status"] == "complete", **_entry(m, status["seconds"], status),
             "source": f"{run_dir.relative_to(REPO)}/{STATUS}",

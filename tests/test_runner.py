@@ -187,6 +187,9 @@ def test_resuming_finishes_an_unfinished_run_in_place_and_only_with_its_own_para
     assert (out / "trained.txt").read_text() == "trainedx"  # what the first attempt wrote is still there
     status = json.loads((out / "run_status.json").read_text())
     assert status["status"] == "complete" and status["resumed"] and not (out / INCOMPLETE).exists()
+    from relalign.summary import run_seconds
+
+    assert run_seconds(out, {}) != run_seconds(out, {})  # NaN: the first attempt's time is not in it
     with pytest.raises(RunExists, match="holds a finished run: nothing to resume"):
         run(write_params(), out, resume=True)
     fresh = run(write_params(), tmp_path / "fresh", resume=True)  # nothing there: an ordinary run

@@ -239,8 +239,11 @@ def model_size(name: str) -> str:
 
 def run_seconds(run: Path, metrics: dict) -> float:
     """Wall-clock seconds of a run: the whole ``relalign run`` from its run_status.json when it
-    completed, else the time up to writing metrics.json (a notebook run by hand: NaN)."""
+    completed, else the time up to writing metrics.json (a notebook run by hand: NaN). A resumed run
+    timed only its last attempt: NaN (a study's mean minutes leave it out)."""
     st = RunDir(run).status()
+    if st.get("resumed"):
+        return math.nan
     if st.get("status") == "complete" and st.get("seconds") is not None:
         return float(st["seconds"])
     seconds = (metrics.get("provenance") or {}).get("seconds")

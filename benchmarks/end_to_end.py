@@ -9,8 +9,8 @@ minutes -- is not counted). Wall time is the whole run (notebooks 01-06); peak m
 largest resident set of any of its processes (the notebook kernels), as ``relalign run`` records it
 in run_status.json. Datasets on local files need RELALIGN_DATA, as for the runs themselves.
 
-Results are merged into results/benchmarks/end_to_end.json (one entry per params file, so files
-can be measured one at a time) and printed. Other work on the machine slows the runs: measure on
+Results are merged into results/benchmarks/end_to_end.json (one entry per params file, and per
+``--set`` variant of one with ``--from-runs``, so files can be measured one at a time) and printed. Other work on the machine slows the runs: measure on
 an idle machine.
 
     python benchmarks/end_to_end.py --from-runs results/mmlu/offline ...
@@ -34,6 +34,7 @@ from pathlib import Path
 
 from relalign.provenance import cpu_model
 from relalign.rundir import STATUS
+from relalign.summary import variant
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "benchmarks" / "end_to_end.json"
@@ -82,6 +83,14 @@ def from_run(run_dir: Path, note: str | None = None) -> dict:
             **({"conditions": note} if note else {})}
 
 
+def report_key(entry: dict) -> str:
+    """An entry's key in the report: its params file, followed by its ``--set`` variant
+    (:func:`relalign.summary.variant`, seeds left out) where it has one, so that timing a variant
+    does not replace its params file's own time."""
+    v = variant(entry.get("overrides") or [])
+    return entry["params"] if not v else f"{entry['params']} [{v}]"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("params", nargs="*")
@@ -95,7 +104,7 @@ def main() -> None:
         r.setdefault("machine", report.get("machine"))
     for run_dir in args.from_runs:
         r = from_run(Path(run_dir).resolve(), args.note)
-        report["runs"][r["params"]] = r
+        report["runs"][report_key(r)] = r
         print(json.dumps(r, indent=2), flush=True)
     for params in args.params:
         print(f"running {params} from an empty score cache ...", flush=True)

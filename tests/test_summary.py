@@ -257,6 +257,29 @@ def test_methods_against_every_row_unweighted(tmp_path):
     assert compare.against_all_rows(summary.find_runs(tmp_path), n_boot=100).empty
 
 
+def test_what_a_null_against_the_all_rows_control_rules_out(tmp_path):
+    from relalign.power import study_power
+
+    acc = {"weak": 0.4, "naive": 0.6, "filtering": 0.7, "reweighting": 0.7, "ceiling": 0.85}
+    for seed in (0, 1, 2):  # the control answers C exactly as filtering and re-weighting do; naive does not
+        run = _run(tmp_path, "sciq", "lora", acc, seed=seed, n_test=300)
+        same = json.loads((run / "metrics.json").read_text())["test_correct"]["filtering"]
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics["test_correct"]["reweighting"] = same
+        (run / "metrics.json").write_text(json.dumps(metrics))
+        (run / "sweep.json").write_text(json.dumps({"points": [{"fraction": 1.0, "accuracy": 0.7, "correct": same}]}))
+    _run(tmp_path, "mmlu", "offline", acc, n_test=300)  # no all-rows point: not in the table
+    runs = summary.find_runs(tmp_path)
+    table = compare.all_rows_power(runs)
+    assert list(zip(table["dataset"], table["study"])) == [("sciq", "lora")]
+    row = table.iloc[0]
+    assert row["n_compared"] == 3 and row["n_seeds"] == 3 and row["n_test"] == 300  # naive is compared too
+    naive_only = study_power(compare.all_rows_outcomes(runs)[("sciq", "lora")], reference="naive", exclude=())
+    assert row["discordance"] == pytest.approx(naive_only["discordance"] / 3)  # two of three never disagree
+    assert row["mde"] < summary.power_table(runs).iloc[0]["mde"]
+    assert compare.all_rows_power([]).empty
+
+
 def test_design_conditions_per_study(tmp_path):
     lora = {"weak": 0.4, "naive": 0.6, "filtering": 0.75, "reweighting": 0.6, "ceiling": 0.8}
     close = {"weak": 0.5, "naive": 0.75, "filtering": 0.76, "reweighting": 0.75, "ceiling": 0.8}

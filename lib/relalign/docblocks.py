@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .compare import ALL_ROWS, against_all_rows, conditions, conditions_markdown, seed_minutes
+from .compare import ALL_ROWS, against_all_rows, all_rows_power, conditions, conditions_markdown, seed_minutes
 from .evaluation import METHOD_ORDER
 from .positions import position_correlation, position_table
 from .rundir import RunDir
@@ -28,9 +28,10 @@ END_TO_END = Path("results") / "benchmarks" / "end_to_end.json"  # benchmarks/en
 # docs/lora.md's comparison of the loss normalisations: study -> how it normalises
 NORMALISATION_STUDIES = {"lora": "answer tokens", "lora-allpos": "all positions, every training",
                          "lora-refnorm": "all positions, re-weighting only (the reference)"}
-# docs/lora.md's comparison of the strong model's learning rates: study -> its rate
-STRONG_LR_STUDIES = {"lora": "1e-3 (the weak supervisor's)", "lora-slr8e-4": "8e-4", "lora-slr": "6e-4",
-                     "lora-slr3e-4": "3e-4"}
+# docs/lora.md's comparisons of the strong model's learning rates: dataset -> {study -> its rate}
+STRONG_LR_STUDIES = {"sciq": {"lora": "1e-3 (the weak supervisor's)", "lora-slr8e-4": "8e-4", "lora-slr": "6e-4",
+                              "lora-slr3e-4": "3e-4"},
+                     "mmlu": {"lora": "1e-3 (the weak supervisor's)", "lora-slr6e-4": "6e-4"}}
 # docs/results.md's per-study tables
 RESULTS_STUDIES = [("sciq", "default"), ("mmlu", "offline"), ("sciq", "lora"), ("sciq", "lora-slr"), ("mmlu", "lora"),
                    ("ethics", "lora")]
@@ -131,11 +132,12 @@ def runs_markdown(runs: list[Path]) -> str:
     return "\n".join(lines)
 
 
-def power_markdown(power: pd.DataFrame) -> str:
-    """Each study's minimum detectable difference from naive with what it comes from (``power``:
-    :func:`relalign.summary.power_table`): seeds and test questions, the discordance with naive, the
+def power_markdown(power: pd.DataFrame, reference: str = "naive") -> str:
+    """Each study's minimum detectable difference from ``reference`` with what it comes from (``power``:
+    :func:`relalign.summary.power_table` against naive, :func:`relalign.compare.all_rows_power` against
+    the all-rows control): seeds and test questions, the discordance with ``reference``, the
     seed-to-seed spread of a method's difference, and the seeds its C would need for 4 points."""
-    lines = ["| study | seeds × test questions | discordance with naive | seed spread, points | "
+    lines = [f"| study | seeds × test questions | discordance with {reference} | seed spread, points | "
              "detectable difference, points | seeds for 4 points |", "|---|---:|---:|---:|---:|---:|"]
     for _, r in power.sort_values(["dataset", "study"]).iterrows():
         need = "more than 100" if math.isinf(r["seeds_needed"]) else f"{r['seeds_needed']:.0f}"
@@ -187,7 +189,8 @@ def sweep_markdown(runs: list[Path], dataset: str, study: str) -> str | None:
 
 def results_blocks(runs: list[Path], studies: list[tuple[str, str]] = RESULTS_STUDIES, iv: pd.DataFrame | None = None,
                    control: pd.DataFrame | None = None, power: pd.DataFrame | None = None) -> dict[str, str]:
-    """docs/results.md's blocks: ``runs`` (:func:`runs_markdown`), ``power`` (:func:`power_markdown`),
+    """docs/results.md's blocks: ``runs`` (:func:`runs_markdown`), ``power`` and ``power-all-rows``
+    (:func:`power_markdown` against naive and against the all-rows control),
     ``positions`` (:func:`positions_markdown`) and,
     per study of ``studies`` that has runs, ``study:<dataset>/<study>`` (:func:`study_markdown`),
     ``sweep:<dataset>/<study>`` (:func:`sweep_markdown`) and, where its sweep has the all-rows point,
@@ -196,6 +199,7 @@ def results_blocks(runs: list[Path], studies: list[tuple[str, str]] = RESULTS_ST
     control = against_all_rows(runs) if control is None else control
     long = methods_long(runs)
     out = {"runs": runs_markdown(runs), "power": power_markdown(power_table(runs) if power is None else power),
+           "power-all-rows": power_markdown(all_rows_power(runs), "the all-rows control"),
            "positions": positions_markdown(position_correlation(position_table(runs)))}
     for dataset, study in studies:
         if ((iv["dataset"] == dataset) & (iv["study"] == study)).any():
@@ -255,14 +259,15 @@ def _side_by_side(runs: list[Path], dataset: str, studies: dict[str, str]) -> st
 def docs_blocks(runs: list[Path], iv: pd.DataFrame | None = None,
                 power: pd.DataFrame | None = None) -> dict[str, dict[str, str]]:
     """The generated blocks of docs/ made from the runs, by file: docs/results.md's per-study tables
-    (:func:`results_blocks`) and docs/lora.md's comparisons of SciQ's loss normalisations and strong
-    learning rates, each on the seeds its studies share (:func:`variants_markdown`); ``iv`` and
-    ``power`` as for :func:`readme_blocks`."""
+    (:func:`results_blocks`) and docs/lora.md's comparisons of SciQ's loss normalisations and of each
+    dataset's strong learning rates, each on the seeds its studies share (:func:`variants_markdown`);
+    ``iv`` and ``power`` as for :func:`readme_blocks`."""
     iv = intervals(runs) if iv is None else iv
     power = power_table(runs) if power is None else power
     return {"docs/results.md": results_blocks(runs, iv=iv, control=against_all_rows(runs), power=power),
             "docs/lora.md": {"normalisation": _side_by_side(runs, "sciq", NORMALISATION_STUDIES),
-                             "strong-lr": _side_by_side(runs, "sciq", STRONG_LR_STUDIES)}}
+                             **{f"strong-lr:{d}": _side_by_side(runs, d, studies)
+                                for d, studies in STRONG_LR_STUDIES.items()}}}
 
 
 def common_seeds(runs: list[Path], dataset: str, studies: list[str]) -> list[Path]:

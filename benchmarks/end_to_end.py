@@ -10,8 +10,8 @@ largest resident set of any of its processes (the notebook kernels), as ``relali
 in run_status.json. Datasets on local files need RELALIGN_DATA, as for the runs themselves.
 
 Results are merged into results/benchmarks/end_to_end.json (one entry per params file, and per
-``--set`` variant of one with ``--from-runs``, so files can be measured one at a time) and printed. Other work on the machine slows the runs: measure on
-an idle machine.
+``--set`` variant of one with ``--from-runs``, so files can be measured one at a time) and printed.
+Other work on the machine slows the runs: measure on an idle machine.
 
     python benchmarks/end_to_end.py --from-runs results/mmlu/offline ...
 

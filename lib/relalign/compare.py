@@ -1,7 +1,8 @@
 """Comparisons across a dataset's studies, for notebook 07: head mode against LoRA (:func:`by_mode`), and
 each method against training on every weak-labelled row unweighted (:func:`against_all_rows`), the
-control that separates what the reliability scores add from what seeing the K answers adds; and
-whether a study's design can answer the question at all (:func:`conditions`)."""
+control that separates what the reliability scores add from what seeing the K answers adds, with
+what a null against it rules out (:func:`all_rows_power`); and whether a study's design can answer
+the question at all (:func:`conditions`)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,7 @@ from .stats import MAX_BOOT, N_BOOT, SIGNIFICANT, parse_correct
 from .summary import bootstrap_studies, load_metrics, study_of, study_outcomes, variant
 
 __all__ = ["ALL_ROWS", "by_mode", "mode_lines", "all_rows_outcomes", "against_all_rows", "all_rows_power", "seed_minutes",
-           "conditions",
-           "conditions_markdown", "MIN_GAP", "MAX_MDE", "MAX_MINUTES"]
+           "conditions", "conditions_markdown", "MIN_GAP", "MAX_MDE", "MAX_MINUTES"]
 
 
 def by_mode(iv: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:

@@ -34,7 +34,7 @@ STRONG_LR_STUDIES = {"sciq": {"lora": "1e-3 (the weak supervisor's)", "lora-slr8
                      "mmlu": {"lora": "1e-3 (the weak supervisor's)", "lora-slr6e-4": "6e-4"}}
 # docs/results.md's per-study tables
 RESULTS_STUDIES = [("sciq", "default"), ("mmlu", "offline"), ("sciq", "lora"), ("sciq", "lora-slr"), ("mmlu", "lora"),
-                   ("ethics", "lora")]
+                   ("ethics", "lora"), ("ethics", "lora-a2000")]
 
 
 def filled(text: str, blocks: dict[str, str]) -> str:

@@ -263,9 +263,8 @@ def test_what_a_null_against_the_all_rows_control_rules_out(tmp_path):
     acc = {"weak": 0.4, "naive": 0.6, "filtering": 0.7, "reweighting": 0.7, "ceiling": 0.85}
     for seed in (0, 1, 2):  # the control answers C exactly as filtering and re-weighting do; naive does not
         run = _run(tmp_path, "sciq", "lora", acc, seed=seed, n_test=300)
-        same = json.loads((run / "metrics.json").read_text())["test_correct"]["filtering"]
         metrics = json.loads((run / "metrics.json").read_text())
-        metrics["test_correct"]["reweighting"] = same
+        same = metrics["test_correct"]["reweighting"] = metrics["test_correct"]["filtering"]
         (run / "metrics.json").write_text(json.dumps(metrics))
         (run / "sweep.json").write_text(json.dumps({"points": [{"fraction": 1.0, "accuracy": 0.7, "correct": same}]}))
     _run(tmp_path, "mmlu", "offline", acc, n_test=300)  # no all-rows point: not in the table

@@ -17,7 +17,7 @@ from .power import TARGET_MDE, study_power
 from .rundir import RunDir
 from .selection import sweep_name
 from .stats import MAX_BOOT, N_BOOT, SIGNIFICANT, parse_correct
-from .summary import bootstrap_studies, load_metrics, study_of, study_outcomes, variant
+from .summary import POWER_COLUMNS, bootstrap_studies, load_metrics, power_row, study_of, study_outcomes, variant
 
 __all__ = ["ALL_ROWS", "by_mode", "mode_lines", "all_rows_outcomes", "against_all_rows", "all_rows_power", "seed_minutes",
            "conditions", "conditions_markdown", "MIN_GAP", "MAX_MDE", "MAX_MINUTES"]
@@ -116,13 +116,9 @@ def all_rows_power(runs: list[Path], power: float = 0.8) -> pd.DataFrame:
     spread of a method's difference from the control, the sizes and the seeds for
     :data:`~relalign.power.TARGET_MDE` points (inf: more than 100); the columns of
     :func:`relalign.summary.power_table`."""
-    cols = ["dataset", "study", "mde", "discordance", "seed_sd", "n_test", "n_seeds", "n_compared", "power", "seeds_needed"]
-    rows = []
-    for (dataset, study), correct in all_rows_outcomes(runs).items():
-        p = study_power(correct, reference=ALL_ROWS, exclude=(), power=power)
-        rows.append({"dataset": dataset, "study": study, **{c: p[c] for c in cols[2:-1]},
-                     "seeds_needed": np.inf if p["seeds_needed"] is None else p["seeds_needed"]})
-    return pd.DataFrame(rows, columns=cols)
+    rows = [power_row(dataset, study, study_power(correct, reference=ALL_ROWS, exclude=(), power=power))
+            for (dataset, study), correct in all_rows_outcomes(runs).items()]
+    return pd.DataFrame(rows, columns=POWER_COLUMNS)
 
 
 MIN_GAP, MAX_MDE, MAX_MINUTES = 10.0, TARGET_MDE, 60.0  # the design conditions a study is held to (docs/lora.md)

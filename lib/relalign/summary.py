@@ -18,7 +18,7 @@ from .rundir import RunDir
 from .stats import ALPHA, CLOSE_SE, MAX_BOOT, N_BOOT, SIGNIFICANT, TOO_CLOSE, bootstrap_methods, parse_correct
 
 __all__ = ["find_runs", "load_metrics", "run_table", "methods_long", "runs_table", "non_seed_overrides", "variant", "run_seconds", "effect_table",
-           "study_outcomes", "intervals", "bootstrap_studies", "power_table", "significance_lines", "markdown_table",
+           "study_outcomes", "intervals", "bootstrap_studies", "power_table", "POWER_COLUMNS", "power_row", "significance_lines", "markdown_table",
            "findings_markdown", "scratch_dir", "differences"]
 
 
@@ -99,17 +99,21 @@ def power_table(runs: list[Path], power: float = 0.8) -> pd.DataFrame:
     with naive, the seed-to-seed spread of the difference (``seed_sd``, points), the sizes, and how
     many seeds of this C would detect :data:`~relalign.power.TARGET_MDE` points (``seeds_needed``; inf:
     more than 100)."""
-    rows = []
-    for (dataset, study), correct in study_outcomes(runs).items():
-        if "naive" not in correct or len(set(correct) - {"weak", "naive", "ceiling"}) == 0:
-            continue
-        p = study_power(correct, power=power)
-        rows.append({"dataset": dataset, "study": study, "mde": p["mde"], "discordance": p["discordance"],
-                     "seed_sd": p["seed_sd"], "n_test": p["n_test"], "n_seeds": p["n_seeds"],
-                     "n_compared": p["n_compared"], "power": power,
-                     "seeds_needed": math.inf if p["seeds_needed"] is None else p["seeds_needed"]})
-    return pd.DataFrame(rows, columns=["dataset", "study", "mde", "discordance", "seed_sd", "n_test", "n_seeds",
-                                       "n_compared", "power", "seeds_needed"])
+    rows = [power_row(dataset, study, study_power(correct, power=power))
+            for (dataset, study), correct in study_outcomes(runs).items()
+            if "naive" in correct and set(correct) - {"weak", "naive", "ceiling"}]
+    return pd.DataFrame(rows, columns=POWER_COLUMNS)
+
+
+POWER_COLUMNS = ["dataset", "study", "mde", "discordance", "seed_sd", "n_test", "n_seeds", "n_compared", "power",
+                 "seeds_needed"]
+
+
+def power_row(dataset: str, study: str, p: dict) -> dict:
+    """One row of a power table (:data:`POWER_COLUMNS`) from :func:`relalign.power.study_power`'s
+    result ``p``; ``seeds_needed`` inf where more than 100 seeds would be needed."""
+    return {"dataset": dataset, "study": study, **{c: p[c] for c in POWER_COLUMNS[2:-1]},
+            "seeds_needed": math.inf if p["seeds_needed"] is None else p["seeds_needed"]}
 
 
 def intervals(runs: list[Path], n_boot: int = N_BOOT, max_boot: int = MAX_BOOT) -> pd.DataFrame:

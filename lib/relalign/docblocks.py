@@ -34,7 +34,7 @@ STRONG_LR_STUDIES = {"sciq": {"lora": "1e-3 (the weak supervisor's)", "lora-slr8
                      "mmlu": {"lora": "1e-3 (the weak supervisor's)", "lora-slr6e-4": "6e-4"}}
 # docs/results.md's per-study tables
 RESULTS_STUDIES = [("sciq", "default"), ("mmlu", "offline"), ("ethics", "offline"), ("hellaswag", "offline"),
-                   ("boolq", "offline"), ("sciq", "lora"), ("sciq", "lora-slr"), ("mmlu", "lora"),
+                   ("boolq", "offline"), ("gsm8k", "offline"), ("sciq", "lora"), ("sciq", "lora-slr"), ("mmlu", "lora"),
                    ("ethics", "lora"), ("ethics", "lora-a2000")]
 
 
